@@ -13,8 +13,7 @@ let package = Package(
         .target(name: "Reactor", dependencies: ["CUV"]),
         .executableTarget(
             name: "agentd",
-            dependencies: ["Reactor", "CSQLite"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["Reactor", "CSQLite"]
         ),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "agentdTests", dependencies: ["agentd"]),
