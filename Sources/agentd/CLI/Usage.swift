@@ -1,0 +1,22 @@
+let usage = """
+agentd: one durable place where AI agents coordinate (task DAGs, leases, locks, a journal).
+
+USAGE
+  agentd [serve] [--socket PATH] [--db PATH] [--node-timeout SECS]
+                 [--context-event-limit N] [--sync normal|full]
+  agentd call METHOD [PARAMS_JSON] [--socket PATH]
+  agentd help
+
+ENVIRONMENT (flags win; the process environment wins over the env file)
+  AGENTD_HOME                 default ~/.agentd (holds agent_state.db, agentd.sock, .env)
+  AGENTD_DATABASE_URL         sqlite://PATH
+  AGENTD_SOCKET_PATH          the Unix socket
+  AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
+  AGENTD_CONTEXT_EVENT_LIMIT  journal events in an acquired node's context, default 50
+  AGENTD_ENV_FILE             default $AGENTD_HOME/.env
+
+EXAMPLES
+  agentd call Health
+  agentd call RegisterTask '{"goal":"ship","initial_nodes":[{"id":"6c1f0e38-0d5e-4a43-9d6b-0a4b3c1d2e3f"}]}'
+  agentd call DescribeInterface
+"""

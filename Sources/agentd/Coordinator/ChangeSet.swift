@@ -1,0 +1,26 @@
+/// What changed in memory since the last commit: the Store turns it into rows at the end of the
+/// loop turn. Entities are recorded once however often they change within the turn, and the
+/// Store reads their state as it is at commit time, so a write that cancels out (a lock taken
+/// and released in one turn) costs nothing.
+struct ChangeSet {
+    var newTasks: [Int32] = []
+    /// Node ranges appended to a task this turn: INSERT.
+    var newNodes: [(task: Int32, range: Range<Int32>)] = []
+    /// Existing nodes whose row must be updated.
+    var dirtyNodes: [NodeRef] = []
+    var newEvents: [(task: Int32, index: Int32)] = []
+    /// Lock keys touched this turn, with whether a row for the key was on disk before the turn.
+    var dirtyLocks: [String: Bool] = [:]
+
+    var isEmpty: Bool {
+        newTasks.isEmpty && newNodes.isEmpty && dirtyNodes.isEmpty && newEvents.isEmpty && dirtyLocks.isEmpty
+    }
+
+    mutating func removeAll() {
+        newTasks.removeAll(keepingCapacity: true)
+        newNodes.removeAll(keepingCapacity: true)
+        dirtyNodes.removeAll(keepingCapacity: true)
+        newEvents.removeAll(keepingCapacity: true)
+        dirtyLocks.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,62 @@
+/// What a client asks for in AcquireResourceLock.
+struct LockRequest {
+    var key: String
+    var owner: String = "anonymous"
+    var provider: String?
+    var ttlSecs: Int64?
+    var taskId: UUID128?
+    var nodeId: UUID128?
+    var metadata: [UInt8] = Array("{}".utf8)
+    var boundConnection: UInt64 = 0
+}
+
+extension Coordinator {
+    /// A lock's TTL when the caller names none: the node timeout, at least one second.
+    var defaultLockTTLSecs: Int64 { max(settings.nodeTimeoutSecs, 1) }
+
+    /// AcquireResourceLock: the lock's slot, or nil while someone (anyone, the same owner too) holds it.
+    func acquireLock(_ request: LockRequest) throws -> Int32? {
+        expireDue()
+        if let taskId = request.taskId { _ = try task(taskId) }
+        guard lockSlotsByKey[request.key] == nil else { return nil }
+        let now = nowMs
+        let expiresAt = now + max(request.ttlSecs ?? defaultLockTTLSecs, 1) * 1000
+        touchLock(request.key)
+        let slot = insertLock(ResourceLock(
+            key: request.key, leaseId: ids.next(), owner: request.owner, provider: request.provider,
+            taskId: request.taskId, nodeId: request.nodeId, metadata: request.metadata,
+            acquiredAtSecs: now / 1000, expiresAtMs: expiresAt, updatedAtSecs: now / 1000,
+            deadline: .none, boundConnection: request.boundConnection))
+        let deadline = deadlines.schedule(expiresAt, for: .lock(slot: slot))
+        updateLock(slot: slot) { $0.deadline = deadline }
+        counters.acquiredResourceLocks += 1
+        return slot
+    }
+
+    /// HeartbeatResourceLock: the lock runs for another `ttl` from now.
+    func heartbeatLock(key: String, lease leaseId: UUID128, ttlSecs: Int64?) throws {
+        expireDue()
+        guard let slot = lockSlotsByKey[key], let lock = lockSlots[Int(slot)], lock.leaseId == leaseId else {
+            throw CoordinatorError.lockNeedsActiveLease(key)
+        }
+        let now = nowMs
+        let expiresAt = now + max(ttlSecs ?? defaultLockTTLSecs, 1) * 1000
+        touchLock(key)
+        deadlines.move(lock.deadline, to: expiresAt)
+        updateLock(slot: slot) {
+            $0.expiresAtMs = expiresAt
+            $0.updatedAtSecs = now / 1000
+        }
+    }
+
+    /// ReleaseResourceLock: only the current lease may release.
+    func releaseLock(key: String, lease leaseId: UUID128) throws {
+        expireDue()
+        guard let slot = lockSlotsByKey[key], let lock = lockSlots[Int(slot)], lock.leaseId == leaseId else {
+            throw CoordinatorError.lockNeedsLease(key)
+        }
+        touchLock(key)
+        removeLock(slot: slot)
+        counters.releasedResourceLocks += 1
+    }
+}

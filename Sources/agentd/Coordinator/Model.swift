@@ -1,0 +1,114 @@
+/// The four states of a DAG node, as the original names them on the wire and in `dag_nodes.status`.
+enum NodeStatus: UInt8, CaseIterable {
+    case pending, running, completed, failed
+
+    var name: String {
+        switch self {
+        case .pending: return "PENDING"
+        case .running: return "RUNNING"
+        case .completed: return "COMPLETED"
+        case .failed: return "FAILED"
+        }
+    }
+
+    init?(name: String) {
+        switch name {
+        case "PENDING": self = .pending
+        case "RUNNING": self = .running
+        case "COMPLETED": self = .completed
+        case "FAILED": self = .failed
+        default: return nil
+        }
+    }
+}
+
+/// Whether a row must reach SQLite at the end of the loop turn, and how.
+enum PersistState: UInt8 {
+    case clean
+    case dirty      // exists on disk; UPDATE it
+    case inserted   // new this turn; INSERT it (later changes this turn ride along)
+}
+
+/// The lease a RUNNING node is held under.
+struct Lease {
+    var id: UUID128
+    var owner: String
+    var acquiredAtSecs: Int64
+    var expiresAtMs: Int64
+    var deadline: DeadlineHandle
+    /// The connection whose close expires this lease (release_on_disconnect), or 0.
+    var boundConnection: UInt64 = 0
+}
+
+/// One node of a task's DAG. Kept in a contiguous array per task; other nodes refer to it by index.
+struct Node {
+    var id: UUID128
+    var status: NodeStatus = .pending
+    /// Dependencies that are not COMPLETED yet; the node is runnable at 0 while PENDING.
+    var unfinishedDependencies: Int32 = 0
+    var dependencies: [Int32] = []
+    var dependents: [Int32] = []
+    var payloadSchema: [UInt8]
+    /// The result (COMPLETED) or error payload (FAILED), compact JSON.
+    var result: [UInt8]? = nil
+    var lease: Lease? = nil
+    var updatedAtSecs: Int64
+    var attempts: Int32 = 0
+    /// 0 means unlimited, as in the original.
+    var maxAttempts: Int32 = 0
+    var persist: PersistState = .inserted
+}
+
+/// One journal entry. `seq` rises by one per task, from 1.
+struct JournalEvent {
+    var id: UUID128
+    var seq: Int64
+    var node: Int32
+    var actionType: String
+    var payload: [UInt8]
+    var timestampMs: Int64
+}
+
+/// A task: its goal and context, its DAG and its journal.
+final class TaskRecord {
+    let id: UUID128
+    let slot: Int32
+    let goal: String
+    let context: [UInt8]
+    let createdAtMs: Int64
+    var nodes: [Node] = []
+    var ready = ReadyQueue()
+    var events: [JournalEvent] = []
+    /// Node count per NodeStatus.rawValue.
+    var counts: [Int] = [0, 0, 0, 0]
+
+    init(id: UUID128, slot: Int32, goal: String, context: [UInt8], createdAtMs: Int64) {
+        self.id = id
+        self.slot = slot
+        self.goal = goal
+        self.context = context
+        self.createdAtMs = createdAtMs
+    }
+}
+
+/// An exclusive lock on a resource key.
+struct ResourceLock {
+    var key: String
+    var leaseId: UUID128
+    var owner: String
+    var provider: String?
+    var taskId: UUID128?
+    var nodeId: UUID128?
+    var metadata: [UInt8]
+    var acquiredAtSecs: Int64
+    var expiresAtMs: Int64
+    var updatedAtSecs: Int64
+    var deadline: DeadlineHandle
+    var boundConnection: UInt64 = 0
+}
+
+/// Where a node lives: the slot of its task and its index in that task's node array.
+struct NodeRef: Hashable {
+    var task: Int32
+    var index: Int32
+}

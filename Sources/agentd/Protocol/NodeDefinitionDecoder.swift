@@ -1,0 +1,45 @@
+/// Reads `initial_nodes` (RegisterTask) or `nodes` (AddNodes): an array of
+/// `{id?, dependencies = [], payload_schema = {}, max_attempts?}`.
+enum NodeDefinitionDecoder {
+    static func decode(_ params: Params, field: StaticString) throws -> [NodeDefinition] {
+        guard let array = try params.array(field) else { return [] }
+        let document = params.document
+        var definitions: [NodeDefinition] = []
+        for element in document.elements(array) {
+            guard document.kind(element) == .object else {
+                throw RequestError.invalidParams("invalid type for field `\(field)`: each node must be an object, found \(Params.describe(document.kind(element)))")
+            }
+            var definition = NodeDefinition()
+            if let id = member(document, element, "id") {
+                definition.id = try Params.uuid(document, id, field: "id")
+            }
+            if let dependencies = member(document, element, "dependencies") {
+                guard document.kind(dependencies) == .array else {
+                    throw RequestError.invalidParams("invalid type for field `dependencies`: expected an array, found \(Params.describe(document.kind(dependencies)))")
+                }
+                for dependency in document.elements(dependencies) {
+                    definition.dependencies.append(try Params.uuid(document, dependency, field: "dependencies"))
+                }
+            }
+            if let schema = member(document, element, "payload_schema") {
+                definition.payloadSchema.removeAll()
+                document.appendCompact(schema, to: &definition.payloadSchema)
+            }
+            if let maxAttempts = member(document, element, "max_attempts") {
+                guard document.kind(maxAttempts) == .number, let value = document.int64(maxAttempts),
+                      value >= 1, value <= Int64(Int32.max) else {
+                    throw RequestError.invalidParams("field `max_attempts` must be a positive integer")
+                }
+                definition.maxAttempts = Int32(value)
+            }
+            definitions.append(definition)
+        }
+        return definitions
+    }
+
+    /// A member that is present and not null.
+    private static func member(_ document: JSONDocument, _ object: Int, _ key: StaticString) -> Int? {
+        guard let index = document.member(object, key), document.kind(index) != .null else { return nil }
+        return index
+    }
+}

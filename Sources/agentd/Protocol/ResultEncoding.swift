@@ -1,0 +1,187 @@
+/// Writers for the objects that answers carry, appended straight into a connection's output.
+/// Payloads are already compact JSON and go in verbatim.
+extension Array where Element == UInt8 {
+    mutating func appendQuotedUUID(_ id: UUID128) {
+        append(UInt8(ascii: "\""))
+        id.append(to: &self)
+        append(UInt8(ascii: "\""))
+    }
+
+    mutating func appendOptionalUUID(_ id: UUID128?) {
+        if let id { appendQuotedUUID(id) } else { appendASCII("null") }
+    }
+
+    mutating func appendOptionalString(_ s: String?) {
+        if let s { appendJSONString(s) } else { appendASCII("null") }
+    }
+
+    mutating func appendOptionalInt(_ v: Int64?) {
+        if let v { appendJSONInt(v) } else { appendASCII("null") }
+    }
+
+    mutating func appendISOString(unixMs: Int64) {
+        append(UInt8(ascii: "\""))
+        ISOTime.append(unixMs: unixMs, to: &self)
+        append(UInt8(ascii: "\""))
+    }
+}
+
+enum ResultEncoding {
+    /// `{id, task_id, status, dependencies, payload_schema, result_payload, acquired_at, lease_id,
+    /// lease_owner, lease_expires_at, updated_at, attempts, max_attempts}`.
+    static func node(_ index: Int32, of task: TaskRecord, to out: inout [UInt8]) {
+        let node = task.nodes[Int(index)]
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(node.id)
+        out.appendASCII(",\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"status\":\"")
+        out.append(contentsOf: node.status.name.utf8)
+        out.appendASCII("\",\"dependencies\":[")
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            out.appendQuotedUUID(task.nodes[Int(dependency)].id)
+        }
+        out.appendASCII("],\"payload_schema\":")
+        out.append(contentsOf: node.payloadSchema)
+        out.appendASCII(",\"result_payload\":")
+        if let result = node.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+        out.appendASCII(",\"acquired_at\":")
+        out.appendOptionalInt(node.lease?.acquiredAtSecs)
+        out.appendASCII(",\"lease_id\":")
+        out.appendOptionalUUID(node.lease?.id)
+        out.appendASCII(",\"lease_owner\":")
+        out.appendOptionalString(node.lease?.owner)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendOptionalInt(node.lease.map { $0.expiresAtMs / 1000 })
+        out.appendASCII(",\"updated_at\":")
+        out.appendJSONInt(node.updatedAtSecs)
+        out.appendASCII(",\"attempts\":")
+        out.appendJSONInt(Int64(node.attempts))
+        out.appendASCII(",\"max_attempts\":")
+        out.appendOptionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{id, goal, context, created_at}`.
+    static func taskSummary(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"goal\":")
+        out.appendJSONString(task.goal)
+        out.appendASCII(",\"context\":")
+        out.append(contentsOf: task.context)
+        out.appendASCII(",\"created_at\":")
+        out.appendISOString(unixMs: task.createdAtMs)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{id, task_id, node_id, action_type, payload, timestamp, seq}`.
+    static func event(_ event: JournalEvent, of task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(event.id)
+        out.appendASCII(",\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"node_id\":")
+        out.appendQuotedUUID(task.nodes[Int(event.node)].id)
+        out.appendASCII(",\"action_type\":")
+        out.appendJSONString(event.actionType)
+        out.appendASCII(",\"payload\":")
+        out.append(contentsOf: event.payload)
+        out.appendASCII(",\"timestamp\":")
+        out.appendISOString(unixMs: event.timestampMs)
+        out.appendASCII(",\"seq\":")
+        out.appendJSONInt(event.seq)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// AcquireNextNode's answer: the lease and the context the agent needs to do the work.
+    static func acquired(_ index: Int32, of task: TaskRecord, eventLimit: Int, to out: inout [UInt8]) {
+        let node = task.nodes[Int(index)]
+        let lease = node.lease!
+        out.appendASCII("{\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"node_id\":")
+        out.appendQuotedUUID(node.id)
+        out.appendASCII(",\"lease_id\":")
+        out.appendQuotedUUID(lease.id)
+        out.appendASCII(",\"lease_owner\":")
+        out.appendJSONString(lease.owner)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendJSONInt(lease.expiresAtMs / 1000)
+        out.appendASCII(",\"context\":{\"task\":")
+        taskSummary(task, to: &out)
+        out.appendASCII(",\"node\":")
+        self.node(index, of: task, to: &out)
+        out.appendASCII(",\"completed_dependencies\":[")
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            let dep = task.nodes[Int(dependency)]
+            out.appendASCII("{\"node_id\":")
+            out.appendQuotedUUID(dep.id)
+            out.appendASCII(",\"result_payload\":")
+            if let result = dep.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.appendASCII("],\"event_journal_limit\":")
+        out.appendJSONInt(Int64(eventLimit))
+        out.appendASCII(",\"event_journal\":[")
+        let first = max(0, task.events.count - eventLimit)
+        for position in first..<task.events.count {
+            if position > first { out.append(UInt8(ascii: ",")) }
+            event(task.events[position], of: task, to: &out)
+        }
+        out.appendASCII("]}}")
+    }
+
+    /// TaskStatus: `{task, counts (present statuses only, sorted), nodes in registration order}`.
+    static func taskStatus(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"task\":")
+        taskSummary(task, to: &out)
+        out.appendASCII(",\"counts\":{")
+        var first = true
+        // Alphabetical, as the original's BTreeMap: COMPLETED, FAILED, PENDING, RUNNING.
+        for status in [NodeStatus.completed, .failed, .pending, .running] where task.counts[Int(status.rawValue)] > 0 {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: status.name.utf8)
+            out.appendASCII("\":")
+            out.appendJSONInt(Int64(task.counts[Int(status.rawValue)]))
+        }
+        out.appendASCII("},\"nodes\":[")
+        for index in task.nodes.indices {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            node(Int32(index), of: task, to: &out)
+        }
+        out.appendASCII("]}")
+    }
+
+    /// `{resource_key, lease_id, owner, provider, task_id, node_id, metadata, acquired_at,
+    /// lease_expires_at[, updated_at]}`.
+    static func lock(_ lock: ResourceLock, withUpdatedAt: Bool, to out: inout [UInt8]) {
+        out.appendASCII("{\"resource_key\":")
+        out.appendJSONString(lock.key)
+        out.appendASCII(",\"lease_id\":")
+        out.appendQuotedUUID(lock.leaseId)
+        out.appendASCII(",\"owner\":")
+        out.appendJSONString(lock.owner)
+        out.appendASCII(",\"provider\":")
+        out.appendOptionalString(lock.provider)
+        out.appendASCII(",\"task_id\":")
+        out.appendOptionalUUID(lock.taskId)
+        out.appendASCII(",\"node_id\":")
+        out.appendOptionalUUID(lock.nodeId)
+        out.appendASCII(",\"metadata\":")
+        out.append(contentsOf: lock.metadata)
+        out.appendASCII(",\"acquired_at\":")
+        out.appendJSONInt(lock.acquiredAtSecs)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendJSONInt(lock.expiresAtMs / 1000)
+        if withUpdatedAt {
+            out.appendASCII(",\"updated_at\":")
+            out.appendJSONInt(lock.updatedAtSecs)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}

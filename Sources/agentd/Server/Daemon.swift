@@ -1,0 +1,92 @@
+import Glibc
+import Reactor
+
+/// `agentd serve`: claim the socket, open and load the database, serve until a signal.
+enum Daemon {
+    static func run(_ config: Configuration) -> Int32 {
+        umask(0o077)
+        if !ensureDirectory(config.home) { return 1 }
+        for file in [config.socketPath, config.databasePath] {
+            let directory = parentDirectory(of: file)
+            if directory != config.home && !ensureDirectory(directory) { return 1 }
+        }
+        do {
+            let loop = try EventLoop()
+            // The socket first: a daemon already serving it must be found before we touch
+            // the database it owns.
+            // Connections wait in the backlog until the loop runs, by then the server exists.
+            var server: Server?
+            let listener = try UnixListener(loop: loop, path: config.socketPath) { server?.accept($0) }
+            guard let databaseLock = claimDatabase(config.databasePath) else {
+                listener.close(removingSocketFile: true)
+                return 1
+            }
+            defer { close(databaseLock) }
+            let store = try Store(path: config.databasePath, sync: config.sync)
+            let clock = SystemClock()
+            let coordinator = Coordinator(
+                settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),
+                clock: clock)
+            try store.load(into: coordinator)
+            let handler = RequestHandler(
+                coordinator: coordinator,
+                storeFacts: .init(schemaVersion: store.schemaVersion, latestSchemaVersion: Schema.latestVersion))
+            let running = Server(loop: loop, clock: clock, coordinator: coordinator, store: store,
+                                 handler: handler, listener: listener)
+            server = running
+            running.start()
+            Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(config.sync.rawValue))")
+            loop.run()
+            Log.info("stopped")
+            return 0
+        } catch ReactorError.liveDaemonAtPath(let path) {
+            Log.error("another agentd is already serving \(path); leaving it alone")
+            return 1
+        } catch ReactorError.notASocket(let path) {
+            Log.error("\(path) exists and is not a socket; refusing to replace it")
+            return 1
+        } catch {
+            Log.error("cannot start: \(error)")
+            return 1
+        }
+    }
+
+    /// An exclusive advisory lock beside the database, so two daemons (on different sockets)
+    /// never share one database: each keeps its state in memory and would overwrite the other.
+    private static func claimDatabase(_ path: String) -> Int32? {
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            Log.error("cannot open \(lockPath): \(String(cString: strerror(errno)))")
+            return nil
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            Log.error("database \(path) is in use by another agentd")
+            close(fd)
+            return nil
+        }
+        return fd
+    }
+
+    private static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Creates a directory (mode 0700) and its parents if missing.
+    private static func ensureDirectory(_ path: String) -> Bool {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) == S_IFDIR { return true }
+            Log.error("\(path) exists and is not a directory")
+            return false
+        }
+        let parent = parentDirectory(of: path)
+        if parent != path && parent != "." && parent != "/" && !ensureDirectory(parent) { return false }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            Log.error("cannot create \(path): \(String(cString: strerror(errno)))")
+            return false
+        }
+        return true
+    }
+}

@@ -1,0 +1,188 @@
+/// The only code that speaks SQL. Opens the database (WAL), migrates it, writes each loop
+/// turn's changes in one transaction, and loads everything back at start.
+final class Store {
+    enum SyncMode: String {
+        case normal, full
+    }
+
+    let path: String
+    let db: SQLiteConnection
+    private let statements: Statements
+
+    init(path: String, sync: SyncMode) throws {
+        self.path = path
+        db = try SQLiteConnection(path: path)
+        // A file that is not SQLite fails here, before anything is written to it.
+        do {
+            _ = try db.scalar("SELECT COUNT(*) FROM sqlite_master")
+        } catch {
+            throw SQLiteError(code: (error as? SQLiteError)?.code ?? 0,
+                              message: "\(path) is not a usable SQLite database: \(error)")
+        }
+        try db.exec("PRAGMA journal_mode = WAL")
+        try db.exec("PRAGMA synchronous = \(sync == .full ? "FULL" : "NORMAL")")
+        try db.exec("PRAGMA foreign_keys = ON")
+        try db.exec("PRAGMA busy_timeout = 5000")
+        try Schema.migrate(db)
+        statements = try Statements(db)
+    }
+
+    var schemaVersion: Int64 { (try? Schema.currentVersion(db)) ?? 0 }
+
+    // MARK: - Writing
+
+    /// Writes every change recorded since the last call, in one transaction, and commits.
+    /// Throws if anything fails; the caller must then stop without answering the batch.
+    func commit(_ changes: inout ChangeSet, from coordinator: Coordinator) throws {
+        guard !changes.isEmpty else { return }
+        try statements.begin.run()
+        do {
+            try write(changes, from: coordinator)
+            try statements.commit.run()
+        } catch {
+            try? statements.rollback.run()
+            throw error
+        }
+        changes.removeAll()
+    }
+
+    private func write(_ changes: ChangeSet, from coordinator: Coordinator) throws {
+        for slot in changes.newTasks {
+            guard let task = coordinator.task(slot: slot) else { continue }
+            let s = statements.insertTask
+            s.bind(1, uuid: task.id)
+            s.bind(2, text: task.goal)
+            s.bind(3, utf8: task.context)
+            var created: [UInt8] = []
+            ISOTime.append(unixMs: task.createdAtMs, to: &created)
+            s.bind(4, utf8: created)
+            try s.run()
+        }
+        for (slot, range) in changes.newNodes {
+            guard let task = coordinator.task(slot: slot) else { continue }
+            for index in range {
+                try insertNode(index, of: task)
+                task.nodes[Int(index)].persist = .clean
+            }
+        }
+        for ref in changes.dirtyNodes {
+            guard let task = coordinator.task(slot: ref.task), task.nodes[Int(ref.index)].persist == .dirty else { continue }
+            try updateNode(ref.index, of: task)
+            task.nodes[Int(ref.index)].persist = .clean
+        }
+        for (slot, index) in changes.newEvents {
+            guard let task = coordinator.task(slot: slot) else { continue }
+            let event = task.events[Int(index)]
+            let s = statements.insertEvent
+            s.bind(1, uuid: event.id)
+            s.bind(2, uuid: task.id)
+            s.bind(3, uuid: task.nodes[Int(event.node)].id)
+            s.bind(4, text: event.actionType)
+            s.bind(5, utf8: event.payload)
+            var timestamp: [UInt8] = []
+            ISOTime.append(unixMs: event.timestampMs, to: &timestamp)
+            s.bind(6, utf8: timestamp)
+            s.bind(7, event.seq)
+            try s.run()
+        }
+        for (key, wasOnDisk) in changes.dirtyLocks {
+            if let lock = coordinator.lock(key: key) {
+                try upsertLock(lock)
+            } else if wasOnDisk {
+                let s = statements.deleteLock
+                s.bind(1, text: key)
+                try s.run()
+            }
+        }
+    }
+
+    private func insertNode(_ index: Int32, of task: TaskRecord) throws {
+        let node = task.nodes[Int(index)]
+        let s = statements.insertNode
+        s.bind(1, uuid: node.id)
+        s.bind(2, uuid: task.id)
+        var dependencies: [UInt8] = [UInt8(ascii: "[")]
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { dependencies.append(UInt8(ascii: ",")) }
+            dependencies.appendQuotedUUID(task.nodes[Int(dependency)].id)
+        }
+        dependencies.append(UInt8(ascii: "]"))
+        s.bind(3, utf8: dependencies)
+        s.bind(4, utf8: node.payloadSchema)
+        s.bind(5, node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
+        bindMutableColumns(of: node, to: s, from: 6)
+        try s.run()
+    }
+
+    private func updateNode(_ index: Int32, of task: TaskRecord) throws {
+        let node = task.nodes[Int(index)]
+        let s = statements.updateNode
+        bindMutableColumns(of: node, to: s, from: 1)
+        s.bind(10, uuid: node.id)
+        try s.run()
+    }
+
+    /// status, result_payload, acquired_at, lease_id, lease_owner, lease_expires_at, updated_at,
+    /// lease_expires_at_ms, attempts: the columns that change over a node's life, in that order.
+    private func bindMutableColumns(of node: Node, to s: Statement, from first: Int32) {
+        s.bind(first, text: node.status.name)
+        s.bind(first + 1, utf8: node.result)
+        s.bind(first + 2, node.lease?.acquiredAtSecs)
+        s.bind(first + 3, uuid: node.lease?.id)
+        s.bind(first + 4, text: node.lease?.owner)
+        s.bind(first + 5, node.lease.map { $0.expiresAtMs / 1000 })
+        s.bind(first + 6, node.updatedAtSecs)
+        s.bind(first + 7, node.lease?.expiresAtMs)
+        s.bind(first + 8, Int64(node.attempts))
+    }
+
+    private func upsertLock(_ lock: ResourceLock) throws {
+        let s = statements.upsertLock
+        s.bind(1, text: lock.key)
+        s.bind(2, uuid: lock.leaseId)
+        s.bind(3, text: lock.owner)
+        s.bind(4, text: lock.provider)
+        s.bind(5, uuid: lock.taskId)
+        s.bind(6, uuid: lock.nodeId)
+        s.bind(7, utf8: lock.metadata)
+        s.bind(8, lock.acquiredAtSecs)
+        s.bind(9, lock.expiresAtMs / 1000)
+        s.bind(10, lock.updatedAtSecs)
+        s.bind(11, lock.expiresAtMs)
+        try s.run()
+    }
+}
+
+/// Every statement of the write path, prepared once.
+private struct Statements {
+    let begin, commit, rollback: Statement
+    let insertTask, insertNode, updateNode, insertEvent, upsertLock, deleteLock: Statement
+
+    init(_ db: SQLiteConnection) throws {
+        begin = try db.prepare("BEGIN")
+        commit = try db.prepare("COMMIT")
+        rollback = try db.prepare("ROLLBACK")
+        insertTask = try db.prepare("INSERT INTO global_tasks (id, goal, context, created_at) VALUES (?1, ?2, ?3, ?4)")
+        insertNode = try db.prepare("""
+            INSERT INTO dag_nodes (id, task_id, dependencies, payload_schema, max_attempts,
+                status, result_payload, acquired_at, lease_id, lease_owner, lease_expires_at, updated_at,
+                lease_expires_at_ms, attempts)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+            """)
+        updateNode = try db.prepare("""
+            UPDATE dag_nodes SET status = ?1, result_payload = ?2, acquired_at = ?3, lease_id = ?4,
+                lease_owner = ?5, lease_expires_at = ?6, updated_at = ?7, lease_expires_at_ms = ?8, attempts = ?9
+            WHERE id = ?10
+            """)
+        insertEvent = try db.prepare("""
+            INSERT INTO event_journal (id, task_id, node_id, action_type, payload, timestamp, seq)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            """)
+        upsertLock = try db.prepare("""
+            INSERT OR REPLACE INTO resource_locks (resource_key, lease_id, owner, provider, task_id, node_id,
+                metadata, acquired_at, lease_expires_at, updated_at, lease_expires_at_ms)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            """)
+        deleteLock = try db.prepare("DELETE FROM resource_locks WHERE resource_key = ?1")
+    }
+}

@@ -1,0 +1,27 @@
+import Glibc
+
+/// agentd: `agentd [serve] [flags]` runs the daemon; `agentd call METHOD [PARAMS_JSON]` is its client.
+let arguments = Array(CommandLine.arguments.dropFirst())
+var environment: [String: String] = [:]
+for (key, value) in ProcessInfoLite.environment() { environment[key] = value }
+
+let command = arguments.first ?? "serve"
+switch command {
+case "serve", _ where command.hasPrefix("--"):
+    let flags = command == "serve" ? Array(arguments.dropFirst()) : arguments
+    do {
+        let config = try Configuration.load(arguments: flags, environment: environment, allowServeFlags: true)
+        exit(Daemon.run(config))
+    } catch {
+        fputs("agentd: \(error)\n", stderr)
+        exit(2)
+    }
+case "call":
+    exit(CallCommand.run(Array(arguments.dropFirst()), environment: environment))
+case "help", "-h", "--help":
+    print(usage)
+    exit(0)
+default:
+    fputs("agentd: unknown command \(command)\n\n\(usage)\n", stderr)
+    exit(2)
+}
