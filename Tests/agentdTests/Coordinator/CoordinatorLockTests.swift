@@ -1,7 +1,7 @@
 import XCTest
 @testable import agentd
 
-final class LockTests: XCTestCase {
+final class CoordinatorLockTests: XCTestCase {
     func testLocksAreExclusiveEvenForTheSameOwner() throws {
         let (c, _) = makeCoordinator()
         let slot = try c.acquireLock(LockRequest(key: "file:a", owner: "me", ttlSecs: 30))

@@ -1,7 +1,7 @@
 import XCTest
 @testable import agentd
 
-final class LeaseTests: XCTestCase {
+final class CoordinatorLeaseTests: XCTestCase {
     func testLeaseExpiresAtItsExactInstantAndTheOldLeaseIsStale() throws {
         let (c, clock) = makeCoordinator(timeoutSecs: 10)
         let a = uuid(1)

@@ -1,7 +1,7 @@
 import XCTest
 @testable import agentd
 
-final class DAGTests: XCTestCase {
+final class CoordinatorDAGTests: XCTestCase {
     func testValidationMessagesMatchTheOriginal() throws {
         let (c, _) = makeCoordinator()
         let a = uuid(1), b = uuid(2), c3 = uuid(3)
