@@ -14,8 +14,8 @@ final class Server: ConnectionDelegate {
     private let expiryTimer: Timer
     private var armedDeadlineMs: Int64?
     private var connections: [UInt64: Connection] = [:]
-    /// Connections with answers waiting for this turn's commit.
-    private var awaitingFlush: [Connection] = []
+    /// Connections with answers waiting for this turn's commit, by id.
+    private var awaitingFlush: [UInt64: Connection] = [:]
     private var shuttingDown = false
 
     init(loop: EventLoop, clock: SystemClock, coordinator: Coordinator, store: Store,
@@ -49,15 +49,13 @@ final class Server: ConnectionDelegate {
 
     func connection(_ connection: Connection, didReceiveLine line: UnsafeRawBufferPointer) {
         clock.refresh()
-        let before = connection.output.count
         handler.handle(line: line, connection: connection.id, into: &connection.output)
-        if before == 0 && connection.output.count > 0 { awaitingFlush.append(connection) }
+        if !connection.output.isEmpty { awaitingFlush[connection.id] = connection }
     }
 
     func connectionDidReceiveOversizedLine(_ connection: Connection) {
-        let before = connection.output.count
         RequestHandler.appendError(.tooLarge, id: nil, to: &connection.output)
-        if before == 0 { awaitingFlush.append(connection) }
+        awaitingFlush[connection.id] = connection
     }
 
     func connectionDidReachEOF(_ connection: Connection) {
@@ -72,7 +70,7 @@ final class Server: ConnectionDelegate {
 
     private func endOfTurn() {
         commitOrDie()
-        for connection in awaitingFlush where !connection.isClosed {
+        for connection in awaitingFlush.values where !connection.isClosed {
             connection.flush()
         }
         awaitingFlush.removeAll(keepingCapacity: true)

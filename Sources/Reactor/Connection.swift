@@ -1,0 +1,146 @@
+import CUV
+import Glibc
+import Synchronization
+
+private let connectionIDs = Atomic<UInt64>(0)
+
+/// One connected Unix stream socket (accepted by a UnixListener or made by UnixConnector), framed
+/// into lines on input and buffered on output. Input handling is in Connection+Reading.swift,
+/// output in Connection+Writing.swift.
+///
+/// Lifetime: the open libuv handle holds a retain on the Connection until its close callback, so
+/// callers need not keep a reference; after `connectionDidClose` the object is inert.
+public final class Connection {
+    /// Longest accepted line, counting its "\n".
+    public static let maxLineBytes = 1_048_576
+
+    public weak var delegate: ConnectionDelegate?
+    /// Unique per process, rising.
+    public let id: UInt64
+    /// For the owner's per-connection state.
+    public var userData: AnyObject?
+
+    /// Answers are appended here during a loop turn; nothing is written until `flush()`.
+    /// Only append (flush() removes bytes from the front as they are handed to the kernel).
+    public var output: [UInt8] = []
+
+    /// When unsent bytes (`output` plus a write in flight) exceed this, reading pauses until they drain
+    /// to half of it. This is the back-pressure for clients that pipeline but never read.
+    public var outputHighWater: Int = 4 * 1024 * 1024
+
+    public internal(set) var isClosed = false
+    /// Bytes received from the peer so far.
+    public internal(set) var bytesReceived: UInt64 = 0
+    /// How many times reading was paused because unsent output passed `outputHighWater`.
+    public internal(set) var backpressurePauseCount = 0
+
+    let loop: EventLoop
+    let pipe: UnsafeMutablePointer<uv_pipe_t>
+    var stream: UnsafeMutablePointer<uv_stream_t> { asStream(pipe) }
+    let framer = LineFramer(maxLineBytes: Connection.maxLineBytes)
+
+    // Reading state. Reading is on exactly when none of the reasons to be off holds (updateReading).
+    var isReading = false
+    var pausedByOwner = false
+    var pausedForBackpressure = false
+    var closingAfterFlush = false
+    var sawEOF = false
+    var drainScheduled = false
+
+    // Writing state: at most one uv_write in flight; its bytes live in `inFlight` until the callback.
+    let writeRequest: UnsafeMutablePointer<uv_write_t>
+    var writeInFlight = false
+    var inFlight: UnsafeMutableRawPointer?
+    var inFlightCapacity = 0
+    var inFlightCount = 0
+    /// How many leading bytes of `output` flush() has released; bytes appended later wait for the
+    /// next flush(), even if a write completes in between (the owner may not have committed them yet).
+    var flushedPrefix = 0
+
+    /// Takes over an initialized, connected pipe handle. Reading starts with `start()`, after the
+    /// owner has had a chance to set the delegate.
+    init(loop: EventLoop, pipe: UnsafeMutablePointer<uv_pipe_t>) {
+        self.loop = loop
+        self.pipe = pipe
+        id = connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
+        writeRequest = .allocate(capacity: 1)
+        pipe.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        writeRequest.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        loop.track(self)
+    }
+
+    func start() {
+        updateReading()
+    }
+
+    /// Unsent bytes: `output` plus what a write in flight still holds.
+    public var unsentByteCount: Int { output.count + inFlightCount }
+
+    /// True while reading is paused, by the owner or by back-pressure.
+    public var isReadingPaused: Bool { pausedByOwner || pausedForBackpressure }
+
+    public func pauseReading() {
+        guard !isClosed else { return }
+        pausedByOwner = true
+        updateReading()
+    }
+
+    /// Lines that arrived before the pause and were not yet delivered are delivered in a coming loop
+    /// turn, never from inside this call.
+    public func resumeReading() {
+        guard !isClosed else { return }
+        pausedByOwner = false
+        updateReading()
+    }
+
+    /// Stops reading and closes once all output is written. Does not flush by itself: pending
+    /// `output` goes out at the next `flush()`. If nothing is pending, closes now.
+    public func closeAfterFlush() {
+        guard !isClosed else { return }
+        closingAfterFlush = true
+        updateReading()
+        closeIfFlushed()
+    }
+
+    /// Closes now; pending output is dropped. `connectionDidClose` follows from the close callback.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        if isReading {
+            uv_read_stop(stream)
+            isReading = false
+        }
+        output = []
+        flushedPrefix = 0
+        uv_close(asHandle(pipe), connectionClosed)
+    }
+
+    func closeIfFlushed() {
+        if closingAfterFlush && !isClosed && !writeInFlight && output.isEmpty {
+            close()
+        }
+    }
+
+    /// Runs from libuv's close callback; a write still in flight has been cancelled before this.
+    fileprivate func didClose() {
+        pipe.deallocate()
+        writeRequest.deallocate()
+        inFlight?.deallocate()
+        inFlight = nil
+        inFlightCapacity = 0
+        inFlightCount = 0
+        framer.reset()
+        loop.untrack(self)
+        delegate?.connectionDidClose(self)
+    }
+}
+
+extension Connection: LoopResource {
+    func closeForLoopShutdown() { close() }
+}
+
+private let connectionClosed: uv_close_cb = { handle in
+    let owner = Unmanaged<Connection>.fromOpaque(handle!.pointee.data)
+    owner.takeUnretainedValue().didClose()
+    owner.release()
+}
