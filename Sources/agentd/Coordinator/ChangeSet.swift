@@ -11,9 +11,16 @@ struct ChangeSet {
     var newEvents: [(task: Int32, index: Int32)] = []
     /// Lock keys touched this turn, with whether a row for the key was on disk before the turn.
     var dirtyLocks: [String: Bool] = [:]
+    /// Tasks whose own row changed (cancelled).
+    var dirtyTasks: [Int32] = []
+    /// Tasks removed with everything they own.
+    var deletedTasks: [UUID128] = []
+    /// The fencing-token counter moved.
+    var fencingCounterMoved = false
 
     var isEmpty: Bool {
         newTasks.isEmpty && newNodes.isEmpty && dirtyNodes.isEmpty && newEvents.isEmpty && dirtyLocks.isEmpty
+            && dirtyTasks.isEmpty && deletedTasks.isEmpty && !fencingCounterMoved
     }
 
     mutating func removeAll() {
@@ -22,5 +29,8 @@ struct ChangeSet {
         dirtyNodes.removeAll(keepingCapacity: true)
         newEvents.removeAll(keepingCapacity: true)
         dirtyLocks.removeAll(keepingCapacity: true)
+        dirtyTasks.removeAll(keepingCapacity: true)
+        deletedTasks.removeAll(keepingCapacity: true)
+        fencingCounterMoved = false
     }
 }

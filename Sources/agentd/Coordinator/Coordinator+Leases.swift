@@ -1,21 +1,46 @@
 extension Coordinator {
-    /// AcquireNextNode: leases the first runnable node of the task in registration order, or nil.
+    /// How an AcquireNextNode ended.
+    enum Acquisition: Equatable {
+        case node(NodeRef)
+        case nothing
+        case parked(waiter: UInt64)
+    }
+
+    /// AcquireNextNode: leases the first runnable node of the task in registration order. With
+    /// nothing runnable it answers nothing at once, or parks the request for `waitMs`.
     func acquireNextNode(task taskId: UUID128, owner: String, leaseTTLSecs: Int64? = nil,
-                         boundConnection: UInt64 = 0) throws -> NodeRef? {
+                         releaseOnDisconnect: Bool = false, connection: UInt64 = 0,
+                         waitMs: Int64 = 0) throws -> Acquisition {
         let started = clock.monotonicMicros
-        counters.acquireAttempts += 1
         defer { counters.acquisitionLatencyMicrosTotal &+= clock.monotonicMicros &- started }
         expireDue()
         let task = try self.task(taskId)
-        guard let index = task.ready.popFirst() else { return nil }
+        if task.cancelled { throw CoordinatorError.taskClosed(taskId) }
+        // A ready node means nobody is parked on the task: they are served as nodes arrive.
+        guard let index = task.ready.popFirst() else {
+            guard waitMs > 0 else {
+                counters.acquireAttempts += 1
+                return .nothing
+            }
+            return .parked(waiter: park(.acquire(task: task.slot, owner: owner, leaseTTLSecs: leaseTTLSecs,
+                                                 releaseOnDisconnect: releaseOnDisconnect),
+                                        connection: connection, waitMs: waitMs))
+        }
+        counters.acquireAttempts += 1
         lease(index, in: task, owner: owner, ttlSecs: leaseTTLSecs ?? settings.nodeTimeoutSecs,
-              boundConnection: boundConnection)
+              boundConnection: releaseOnDisconnect ? connection : 0)
         counters.acquiredNodes += 1
-        return NodeRef(task: task.slot, index: index)
+        return .node(NodeRef(task: task.slot, index: index))
+    }
+
+    /// The original's form: the node, or nil when nothing is runnable.
+    func acquireNextNode(task taskId: UUID128, owner: String) throws -> NodeRef? {
+        if case let .node(ref) = try acquireNextNode(task: taskId, owner: owner) { return ref }
+        return nil
     }
 
     /// PENDING -> RUNNING under a new lease with its deadline.
-    private func lease(_ index: Int32, in task: TaskRecord, owner: String, ttlSecs: Int64, boundConnection: UInt64) {
+    func lease(_ index: Int32, in task: TaskRecord, owner: String, ttlSecs: Int64, boundConnection: UInt64) {
         let now = nowMs
         let expiresAt = now + ttlSecs * 1000
         let deadline = deadlines.schedule(expiresAt, for: .nodeLease(task: task.slot, node: index))
@@ -26,6 +51,10 @@ extension Coordinator {
         task.nodes[Int(index)].attempts += 1
         task.nodes[Int(index)].updatedAtSecs = now / 1000
         markDirty(index, in: task)
+        if boundConnection != 0 {
+            bindingsByConnection[boundConnection, default: [:]][.lease(NodeRef(task: task.slot, index: index))] =
+                task.nodes[Int(index)].lease!.id
+        }
     }
 
     /// HeartbeatNode: the lease runs for another `ttl` from now.
@@ -62,12 +91,13 @@ extension Coordinator {
     func completeNode(task taskId: UUID128, node nodeId: UUID128, lease leaseId: UUID128,
                       result: [UInt8]) throws -> UUID128 {
         expireDue()
+        defer { serveWaiting() }
         let (task, index) = try finishableNode(task: taskId, node: nodeId, lease: leaseId, target: .completed)
         finish(index, in: task, as: .completed, payload: result)
         for dependent in task.nodes[Int(index)].dependents {
             task.nodes[Int(dependent)].unfinishedDependencies -= 1
             if task.nodes[Int(dependent)].unfinishedDependencies == 0 && task.nodes[Int(dependent)].status == .pending {
-                task.ready.insert(dependent)
+                makeReady(dependent, in: task)
             }
         }
         counters.completedNodes += 1
@@ -97,7 +127,12 @@ extension Coordinator {
     }
 
     private func finish(_ index: Int32, in task: TaskRecord, as status: NodeStatus, payload: [UInt8]) {
-        if let lease = task.nodes[Int(index)].lease { deadlines.cancel(lease.deadline) }
+        if let lease = task.nodes[Int(index)].lease {
+            deadlines.cancel(lease.deadline)
+            if lease.boundConnection != 0 {
+                bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: index))] = nil
+            }
+        }
         task.nodes[Int(index)].lease = nil
         task.nodes[Int(index)].result = payload
         task.nodes[Int(index)].updatedAtSecs = nowMs / 1000

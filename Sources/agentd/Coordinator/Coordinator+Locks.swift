@@ -7,26 +7,51 @@ struct LockRequest {
     var taskId: UUID128?
     var nodeId: UUID128?
     var metadata: [UInt8] = Array("{}".utf8)
+    /// The connection whose close releases the lock (release_on_disconnect), or 0.
     var boundConnection: UInt64 = 0
 }
 
 extension Coordinator {
+    /// How an AcquireResourceLock ended.
+    enum LockAcquisition: Equatable {
+        case granted(slot: Int32)
+        case held
+        case parked(waiter: UInt64)
+    }
+
     /// A lock's TTL when the caller names none: the node timeout, at least one second.
     var defaultLockTTLSecs: Int64 { max(settings.nodeTimeoutSecs, 1) }
 
-    /// AcquireResourceLock: the lock's slot, or nil while someone (anyone, the same owner too) holds it.
-    func acquireLock(_ request: LockRequest) throws -> Int32? {
+    /// AcquireResourceLock: the lock, or `held` while someone (anyone, the same owner too) has it;
+    /// with `waitMs` a held key parks the request in the key's FIFO queue instead.
+    func acquireLock(_ request: LockRequest, connection: UInt64 = 0, waitMs: Int64 = 0) throws -> LockAcquisition {
         expireDue()
         if let taskId = request.taskId { _ = try task(taskId) }
-        guard lockSlotsByKey[request.key] == nil else { return nil }
+        guard lockSlotsByKey[request.key] == nil else {
+            guard waitMs > 0 else { return .held }
+            return .parked(waiter: park(.lock(request), connection: connection, waitMs: waitMs))
+        }
+        return .granted(slot: grantLock(request))
+    }
+
+    /// The original's form: the lock's slot, or nil while it is held.
+    func acquireLock(_ request: LockRequest) throws -> Int32? {
+        if case let .granted(slot) = try acquireLock(request, connection: 0, waitMs: 0) { return slot }
+        return nil
+    }
+
+    /// Creates the lock for a request whose key is free, with the next fencing token.
+    func grantLock(_ request: LockRequest) -> Int32 {
         let now = nowMs
         let expiresAt = now + max(request.ttlSecs ?? defaultLockTTLSecs, 1) * 1000
         touchLock(request.key)
+        fencingCounter += 1
+        changes.fencingCounterMoved = true
         let slot = insertLock(ResourceLock(
             key: request.key, leaseId: ids.next(), owner: request.owner, provider: request.provider,
             taskId: request.taskId, nodeId: request.nodeId, metadata: request.metadata,
             acquiredAtSecs: now / 1000, expiresAtMs: expiresAt, updatedAtSecs: now / 1000,
-            deadline: .none, boundConnection: request.boundConnection))
+            deadline: .none, boundConnection: request.boundConnection, fencingToken: fencingCounter))
         let deadline = deadlines.schedule(expiresAt, for: .lock(slot: slot))
         updateLock(slot: slot) { $0.deadline = deadline }
         counters.acquiredResourceLocks += 1
@@ -49,7 +74,7 @@ extension Coordinator {
         }
     }
 
-    /// ReleaseResourceLock: only the current lease may release.
+    /// ReleaseResourceLock: only the current lease may release; the next waiter gets the key.
     func releaseLock(key: String, lease leaseId: UUID128) throws {
         expireDue()
         guard let slot = lockSlotsByKey[key], let lock = lockSlots[Int(slot)], lock.leaseId == leaseId else {

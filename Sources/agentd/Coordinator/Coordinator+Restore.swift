@@ -16,8 +16,9 @@ struct StoredNode {
 /// (dependency counts, dependents, ready queues, deadlines) and expires what ran out while the
 /// daemon was down. Nothing here is recorded as a change: it is already on disk.
 extension Coordinator {
-    func restoreTask(id: UUID128, goal: String, context: [UInt8], createdAtMs: Int64) -> TaskRecord {
+    func restoreTask(id: UUID128, goal: String, context: [UInt8], createdAtMs: Int64, cancelled: Bool) -> TaskRecord {
         let task = TaskRecord(id: id, slot: nextTaskSlot, goal: goal, context: context, createdAtMs: createdAtMs)
+        task.cancelled = cancelled
         addTask(task)
         return task
     }
@@ -55,7 +56,7 @@ extension Coordinator {
             let unfinished = task.nodes[offset].dependencies.filter { task.nodes[Int($0)].status != .completed }.count
             task.nodes[offset].unfinishedDependencies += Int32(unfinished)
             switch task.nodes[offset].status {
-            case .pending where task.nodes[offset].unfinishedDependencies == 0:
+            case .pending where task.nodes[offset].unfinishedDependencies == 0 && !task.cancelled:
                 task.ready.insert(Int32(offset))
             case .running:
                 if var lease = task.nodes[offset].lease {
@@ -70,6 +71,10 @@ extension Coordinator {
                 break
             }
         }
+        for offset in task.nodes.indices where task.nodes[offset].status == .failed {
+            propagateBlock(from: Int32(offset), delta: 1, in: task)
+        }
+        refile(task)
     }
 
     func restoreEvent(in task: TaskRecord, id: UUID128, node nodeId: UUID128, actionType: String,
@@ -77,10 +82,12 @@ extension Coordinator {
         guard let ref = nodeRefs[nodeId], ref.task == task.slot else { return }
         task.events.append(JournalEvent(id: id, seq: Int64(task.events.count) + 1, node: ref.index,
                                         actionType: actionType, payload: payload, timestampMs: timestampMs))
+        task.nodes[Int(ref.index)].events.append(Int32(task.events.count - 1))
         totals.events += 1
     }
 
     func restoreLock(_ lock: ResourceLock) {
+        fencingCounter = max(fencingCounter, lock.fencingToken)
         let slot = insertLock(lock)
         let deadline = deadlines.schedule(lock.expiresAtMs, for: .lock(slot: slot))
         updateLock(slot: slot) { $0.deadline = deadline }

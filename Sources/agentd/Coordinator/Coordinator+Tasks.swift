@@ -12,6 +12,137 @@ extension Coordinator {
         return taskId
     }
 
+    /// AddNodes: grows a live task; new nodes may depend on its nodes or on each other.
+    func addNodes(task taskId: UUID128, nodes definitions: [NodeDefinition]) throws -> Range<Int32> {
+        expireDue()
+        defer { serveWaiting() }
+        let task = try self.task(taskId)
+        if task.cancelled { throw CoordinatorError.taskClosed(taskId) }
+        let newNodes = try validatedNodes(definitions, joining: task)
+        let first = Int32(task.nodes.count)
+        append(newNodes, to: task)
+        return first..<Int32(task.nodes.count)
+    }
+
+    /// RetryNode: a FAILED node goes back to PENDING with fresh attempts; its dependents unblock.
+    func retryNode(task taskId: UUID128, node nodeId: UUID128) throws {
+        expireDue()
+        defer { serveWaiting() }
+        let (task, index) = try nodeRef(task: taskId, node: nodeId)
+        if task.cancelled { throw CoordinatorError.taskClosed(taskId) }
+        let status = task.nodes[Int(index)].status
+        guard status == .failed else { throw CoordinatorError.cannotRetry(nodeId, from: status) }
+        task.nodes[Int(index)].attempts = 0
+        task.nodes[Int(index)].result = nil
+        returnToPending(index, in: task)
+    }
+
+    /// CancelTask: every open node fails, parked acquirers get null, no new leases.
+    func cancelTask(task taskId: UUID128) throws {
+        expireDue()
+        let task = try self.task(taskId)
+        guard !task.cancelled else { return }
+        task.cancelled = true
+        changes.dirtyTasks.append(task.slot)
+        task.ready = ReadyQueue()
+        let cancelled = Array("{\"error\":\"task cancelled\"}".utf8)
+        for index in task.nodes.indices {
+            let status = task.nodes[index].status
+            guard status == .pending || status == .running else { continue }
+            if let lease = task.nodes[index].lease {
+                deadlines.cancel(lease.deadline)
+                if lease.boundConnection != 0 {
+                    bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: Int32(index)))] = nil
+                }
+                task.nodes[index].lease = nil
+            }
+            task.nodes[index].result = cancelled
+            task.nodes[index].updatedAtSecs = nowMs / 1000
+            setStatus(.failed, of: Int32(index), in: task)
+            markDirty(Int32(index), in: task)
+        }
+        refile(task)
+        endAcquireWaiters(of: task)
+    }
+
+    /// DeleteTask: a task that is not ACTIVE goes, with its nodes, events and the locks naming it.
+    func deleteTask(task taskId: UUID128) throws {
+        expireDue()
+        let task = try self.task(taskId)
+        guard task.status != .active else { throw CoordinatorError.taskStillActive(taskId) }
+        endAcquireWaiters(of: task)
+        for key in lockKeysByTask[taskId] ?? [] {
+            guard let slot = lockSlotsByKey[key] else { continue }
+            touchLock(key)
+            removeLock(slot: slot)
+        }
+        for node in task.nodes {
+            nodeRefs[node.id] = nil
+            if let lease = node.lease { deadlines.cancel(lease.deadline) }
+            totals.nodeCounts[Int(node.status.rawValue)] -= 1
+        }
+        totals.nodes -= task.nodes.count
+        totals.events -= task.events.count
+        totals.tasks -= 1
+        taskIndex.remove(task.slot, status: task.indexedStatus)
+        tasksById[taskId] = nil
+        taskSlots[Int(task.slot)] = nil
+        changes.deletedTasks.append(taskId)
+        // ReadEvents parked on it answer with no events.
+        while let id = task.eventWaiters.popFirst() { resolveWaiter(id) }
+    }
+
+    /// ListTasks: newest first, `limit` at a time, continuing after the task `after`.
+    func listTasks(status: TaskStatus?, limit: Int, after: UUID128?) throws -> [TaskRecord] {
+        expireDue()
+        var before: Int32? = nil
+        if let after { before = try task(after).slot }
+        return taskIndex.page(status: status, before: before, limit: limit).compactMap { taskSlots[Int($0)] }
+    }
+
+    /// ReadEvents: the task's events after `afterSeq` (of one node when given), at most `limit`;
+    /// with `waitMs` and nothing new, the request parks until a matching event arrives.
+    enum EventsRead: Equatable {
+        case ready(task: Int32, node: Int32?)
+        case parked(waiter: UInt64)
+    }
+
+    func readEvents(task taskId: UUID128, node nodeId: UUID128?, afterSeq: Int64, limit: Int,
+                    connection: UInt64 = 0, waitMs: Int64 = 0) throws -> EventsRead {
+        expireDue()
+        let task: TaskRecord
+        var node: Int32? = nil
+        if let nodeId {
+            let found = try nodeRef(task: taskId, node: nodeId)
+            task = found.0
+            node = found.1
+        } else {
+            task = try self.task(taskId)
+        }
+        if waitMs > 0 && events(of: task, node: node, afterSeq: afterSeq, limit: 1).isEmpty {
+            return .parked(waiter: park(.events(task: task.slot, node: node, afterSeq: afterSeq, limit: limit),
+                                        connection: connection, waitMs: waitMs))
+        }
+        return .ready(task: task.slot, node: node)
+    }
+
+    /// The journal positions of the events after `afterSeq`, oldest first, at most `limit`.
+    func events(of task: TaskRecord, node: Int32?, afterSeq: Int64, limit: Int) -> ArraySlice<Int32> {
+        if let node {
+            let positions = task.nodes[Int(node)].events
+            // Positions rise with seq (seq = position + 1): binary search the first one after.
+            var low = 0, high = positions.count
+            while low < high {
+                let mid = (low + high) / 2
+                if Int64(positions[mid]) + 1 <= afterSeq { low = mid + 1 } else { high = mid }
+            }
+            return positions[low..<min(positions.count, low + limit)]
+        }
+        let start = Int(max(0, min(afterSeq, Int64(task.events.count))))
+        let end = min(task.events.count, start + limit)
+        return ArraySlice((start..<end).map { Int32($0) })
+    }
+
     /// Checks a batch of node definitions in the original's order (duplicates, then each node's
     /// dependencies, then cycles) and resolves them to nodes with dependency indices.
     /// Dependencies may name nodes already in `task` or nodes of the batch.
@@ -97,13 +228,17 @@ extension Coordinator {
     func append(_ newNodes: [Node], to task: TaskRecord) {
         let first = Int32(task.nodes.count)
         task.nodes.reserveCapacity(task.nodes.count + newNodes.count)
+        var blockedBy: [(Int32, Int32)] = []
         for var node in newNodes {
             let index = Int32(task.nodes.count)
             var unfinished: Int32 = 0
+            var blocking: Int32 = 0
             for dependency in node.dependencies where dependency < index {
                 if task.nodes[Int(dependency)].status != .completed { unfinished += 1 }
+                if dependency < first && contributesBlock(task.nodes[Int(dependency)]) { blocking += 1 }
                 task.nodes[Int(dependency)].dependents.append(index)
             }
+            if blocking > 0 { blockedBy.append((index, blocking)) }
             // Forward references inside the batch are counted when their target arrives.
             unfinished += Int32(node.dependencies.filter { $0 >= index }.count)
             node.unfinishedDependencies = unfinished
@@ -116,11 +251,14 @@ extension Coordinator {
                 task.nodes[Int(dependency)].dependents.append(index)
             }
         }
+        // Failed nodes upstream block the new ones, and through them the rest of the batch.
+        for (index, count) in blockedBy { startBlocked(index, by: count, in: task) }
         for index in first..<Int32(task.nodes.count) where task.nodes[Int(index)].unfinishedDependencies == 0 {
-            task.ready.insert(index)
+            makeReady(index, in: task)
         }
         if first < Int32(task.nodes.count) {
             changes.newNodes.append((task.slot, first..<Int32(task.nodes.count)))
         }
+        refile(task)
     }
 }

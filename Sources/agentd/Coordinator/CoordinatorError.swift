@@ -35,6 +35,17 @@ struct CoordinatorError: Error, Equatable {
     static func invalidDAG(_ text: String) -> Self {
         .init(reason: .invalidDAG, message: "invalid state: \(text)")
     }
+    static func taskClosed(_ task: UUID128) -> Self {
+        .init(reason: .taskClosed, message: "invalid state: task \(task.string) is CANCELLED")
+    }
+    static func taskStillActive(_ task: UUID128) -> Self {
+        .init(reason: .taskClosed,
+              message: "invalid state: task \(task.string) is ACTIVE; only a finished or cancelled task can be deleted")
+    }
+    static func cannotRetry(_ node: UUID128, from status: NodeStatus) -> Self {
+        .init(reason: .nodeNotRunning,
+              message: "invalid state: node \(node.string) cannot transition from \(status.name) to PENDING")
+    }
     static func lockNeedsActiveLease(_ key: String) -> Self {
         .init(reason: .lockNotHeld, message: "invalid state: resource lock \(key) requires the current active lease")
     }

@@ -46,6 +46,8 @@ struct Node {
     var status: NodeStatus = .pending
     /// Dependencies that are not COMPLETED yet; the node is runnable at 0 while PENDING.
     var unfinishedDependencies: Int32 = 0
+    /// Dependencies that are FAILED or blocked; a PENDING node with any is BLOCKED: it can never run.
+    var blockedDependencies: Int32 = 0
     var dependencies: [Int32] = []
     var dependents: [Int32] = []
     var payloadSchema: [UInt8]
@@ -57,6 +59,11 @@ struct Node {
     /// 0 means unlimited, as in the original.
     var maxAttempts: Int32 = 0
     var persist: PersistState = .inserted
+    /// Positions of this node's events in the task's journal, for ReadEvents by node.
+    var events: [Int32] = []
+
+    /// PENDING but never runnable, because a dependency failed (directly or further up).
+    var isBlocked: Bool { status == .pending && blockedDependencies > 0 }
 }
 
 /// One journal entry. `seq` rises by one per task, from 1.
@@ -67,6 +74,25 @@ struct JournalEvent {
     var actionType: String
     var payload: [UInt8]
     var timestampMs: Int64
+}
+
+/// Where a task stands as a whole (Part B's `task.status`).
+enum TaskStatus: UInt8, CaseIterable {
+    case active, completed, failed, cancelled
+
+    var name: String {
+        switch self {
+        case .active: return "ACTIVE"
+        case .completed: return "COMPLETED"
+        case .failed: return "FAILED"
+        case .cancelled: return "CANCELLED"
+        }
+    }
+
+    init?(name: String) {
+        guard let match = TaskStatus.allCases.first(where: { $0.name == name }) else { return nil }
+        self = match
+    }
 }
 
 /// A task: its goal and context, its DAG and its journal.
@@ -81,6 +107,26 @@ final class TaskRecord {
     var events: [JournalEvent] = []
     /// Node count per NodeStatus.rawValue.
     var counts: [Int] = [0, 0, 0, 0]
+    /// PENDING nodes that can never run (a subset of counts[pending]).
+    var blockedCount = 0
+    var cancelled = false
+    /// The status it was last filed under in the per-status task index.
+    var indexedStatus: TaskStatus = .active
+    /// Parked AcquireNextNode and ReadEvents requests, in arrival order (waiter ids).
+    var acquireWaiters = WaiterQueue()
+    var eventWaiters = WaiterQueue()
+
+    /// Derived from the counts, so it never needs a scan.
+    var status: TaskStatus {
+        if cancelled { return .cancelled }
+        let total = nodes.count
+        if total > 0 && counts[Int(NodeStatus.completed.rawValue)] == total { return .completed }
+        if counts[Int(NodeStatus.failed.rawValue)] > 0 && counts[Int(NodeStatus.running.rawValue)] == 0
+            && counts[Int(NodeStatus.pending.rawValue)] == blockedCount {
+            return .failed
+        }
+        return .active
+    }
 
     init(id: UUID128, slot: Int32, goal: String, context: [UInt8], createdAtMs: Int64) {
         self.id = id
@@ -105,6 +151,7 @@ struct ResourceLock {
     var updatedAtSecs: Int64
     var deadline: DeadlineHandle
     var boundConnection: UInt64 = 0
+    var fencingToken: Int64 = 0
 }
 
 /// Where a node lives: the slot of its task and its index in that task's node array.

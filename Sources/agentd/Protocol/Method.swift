@@ -3,6 +3,7 @@ enum Method: CaseIterable {
     case describeInterface, health, metrics
     case registerTask, acquireNextNode, commitEvent, heartbeatNode, completeNode, failNode, taskStatus
     case acquireResourceLock, heartbeatResourceLock, releaseResourceLock, listResourceLocks
+    case addNodes, retryNode, cancelTask, listTasks, deleteTask, readEvents
 
     /// The canonical name, as DescribeInterface lists it.
     var name: String {
@@ -21,6 +22,12 @@ enum Method: CaseIterable {
         case .heartbeatResourceLock: return "HeartbeatResourceLock"
         case .releaseResourceLock: return "ReleaseResourceLock"
         case .listResourceLocks: return "ListResourceLocks"
+        case .addNodes: return "AddNodes"
+        case .retryNode: return "RetryNode"
+        case .cancelTask: return "CancelTask"
+        case .listTasks: return "ListTasks"
+        case .deleteTask: return "DeleteTask"
+        case .readEvents: return "ReadEvents"
         }
     }
 

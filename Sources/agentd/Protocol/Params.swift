@@ -91,6 +91,15 @@ struct Params {
         return value
     }
 
+    /// A page size: 1...1000, `fallback` when absent.
+    func limit(_ field: StaticString, default fallback: Int) throws -> Int {
+        guard let value = try nonNegativeInt(field) else { return fallback }
+        guard (1...1000).contains(value) else {
+            throw RequestError.invalidParams("field `\(field)` must be between 1 and 1000")
+        }
+        return Int(value)
+    }
+
     func bool(_ field: StaticString) throws -> Bool? {
         guard let index = value(field) else { return nil }
         guard document.kind(index) == .bool else { throw expected(field, "a boolean", at: index) }

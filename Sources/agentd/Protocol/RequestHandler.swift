@@ -20,30 +20,45 @@ final class RequestHandler {
         self.startedMicros = coordinator.clock.monotonicMicros
     }
 
-    /// Answers one line (already without its "\n"). Blank lines get no answer.
-    func handle(line: UnsafeRawBufferPointer, connection: UInt64, into out: inout [UInt8]) {
+    /// A request that waits (`wait_ms`): the Coordinator's waiter and the id to answer with.
+    struct ParkedRequest {
+        var waiter: UInt64
+        /// The request's id, compact, or nil when it had none.
+        var id: [UInt8]?
+    }
+
+    /// What a method did with its request.
+    enum Reply {
+        case written
+        case parked(UInt64)
+    }
+
+    /// Answers one line (already without its "\n") into `out`, or parks it and says so.
+    /// Blank lines get no answer.
+    @discardableResult
+    func handle(line: UnsafeRawBufferPointer, connection: UInt64, into out: inout [UInt8]) -> ParkedRequest? {
         let trimmed = Self.trimmed(line)
-        guard !trimmed.isEmpty else { return }
+        guard !trimmed.isEmpty else { return nil }
         do {
             try tape.parse(trimmed)
         } catch {
             Self.appendError(RequestError.parse(error.message), id: nil, to: &out)
-            return
+            return nil
         }
         let document = JSONDocument(tape: tape, input: trimmed)
         guard document.kind(document.root) == .object else {
             Self.appendError(.invalidRequest("invalid type: \(Params.describe(document.kind(document.root))), expected a request object"),
                              id: nil, to: &out)
-            return
+            return nil
         }
         guard let methodIndex = document.member(document.root, "method") else {
             Self.appendError(.invalidRequest("missing field `method`"), id: nil, to: &out)
-            return
+            return nil
         }
         guard document.kind(methodIndex) == .string else {
             Self.appendError(.invalidRequest("invalid type for `method`: \(Params.describe(document.kind(methodIndex))), expected a string"),
                              id: nil, to: &out)
-            return
+            return nil
         }
         // A null id is no id, as the original reads it.
         var id: UnsafeRawBufferPointer? = nil
@@ -68,7 +83,7 @@ final class RequestHandler {
         let hasId = id != nil || !compactId.isEmpty
         guard let method else {
             Self.appendError(.unknownMethod(document.string(methodIndex)), hasId: hasId, writeId: writeId, to: &out)
-            return
+            return nil
         }
         let start = out.count
         if hasId {
@@ -80,8 +95,18 @@ final class RequestHandler {
         }
         do {
             let params = try Params(document: document, object: document.member(document.root, "params"))
-            try dispatch(method, params, connection: connection, into: &out)
-            out.appendASCII("}\n")
+            switch try dispatch(method, params, connection: connection, into: &out) {
+            case .written:
+                out.appendASCII("}\n")
+            case let .parked(waiter):
+                out.removeSubrange(start...)
+                var idBytes: [UInt8]? = nil
+                if hasId {
+                    idBytes = []
+                    writeId(&idBytes!)
+                }
+                return ParkedRequest(waiter: waiter, id: idBytes)
+            }
         } catch let error as RequestError {
             out.removeSubrange(start...)
             Self.appendError(error, hasId: hasId, writeId: writeId, to: &out)
@@ -93,6 +118,36 @@ final class RequestHandler {
             Self.appendError(.init(code: .stateRefused, reason: "INTERNAL", message: "\(error)"),
                              hasId: hasId, writeId: writeId, to: &out)
         }
+        return nil
+    }
+
+    /// The answer of a parked request, from how it ended.
+    func appendResolution(_ outcome: WaiterOutcome, of parked: ParkedRequest, to out: inout [UInt8]) {
+        if let id = parked.id {
+            out.appendASCII("{\"id\":")
+            out.append(contentsOf: id)
+            out.appendASCII(",\"result\":")
+        } else {
+            out.appendASCII("{\"result\":")
+        }
+        switch outcome {
+        case let .acquired(ref):
+            ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
+                                    eventLimit: coordinator.settings.contextEventLimit, to: &out)
+        case let .lockGranted(slot):
+            appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
+        case let .events(task, node, afterSeq, limit):
+            appendEvents(coordinator.task(slot: task)!, node: node, afterSeq: afterSeq, limit: limit, to: &out)
+        case let .nothing(kind):
+            if case let .events(_, _, afterSeq, _) = kind {
+                out.appendASCII("{\"events\":[],\"next_seq\":")
+                out.appendJSONInt(afterSeq)
+                out.append(UInt8(ascii: "}"))
+            } else {
+                out.appendASCII("null")
+            }
+        }
+        out.appendASCII("}\n")
     }
 
     // MARK: - Envelope
@@ -128,7 +183,7 @@ final class RequestHandler {
 
     // MARK: - Methods
 
-    private func dispatch(_ method: Method, _ params: Params, connection: UInt64, into out: inout [UInt8]) throws {
+    private func dispatch(_ method: Method, _ params: Params, connection: UInt64, into out: inout [UInt8]) throws -> Reply {
         switch method {
         case .describeInterface:
             out.append(contentsOf: interfaceDescription)
@@ -151,11 +206,18 @@ final class RequestHandler {
         case .acquireNextNode:
             let taskId = try params.requiredUUID("task_id")
             let owner = try params.string("lease_owner") ?? "anonymous"
-            if let ref = try coordinator.acquireNextNode(task: taskId, owner: owner) {
+            let outcome = try coordinator.acquireNextNode(
+                task: taskId, owner: owner, leaseTTLSecs: try params.nonNegativeInt("lease_ttl_secs"),
+                releaseOnDisconnect: try params.bool("release_on_disconnect") ?? false,
+                connection: connection, waitMs: try params.nonNegativeInt("wait_ms") ?? 0)
+            switch outcome {
+            case let .node(ref):
                 ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
                                         eventLimit: coordinator.settings.contextEventLimit, to: &out)
-            } else {
+            case .nothing:
                 out.appendASCII("null")
+            case let .parked(waiter):
+                return .parked(waiter)
             }
         case .commitEvent:
             let taskId = try params.requiredUUID("task_id")
@@ -172,7 +234,8 @@ final class RequestHandler {
             let taskId = try params.requiredUUID("task_id")
             let nodeId = try params.requiredUUID("node_id")
             let leaseId = try params.requiredUUID("lease_id")
-            try coordinator.heartbeatNode(task: taskId, node: nodeId, lease: leaseId)
+            try coordinator.heartbeatNode(task: taskId, node: nodeId, lease: leaseId,
+                                          leaseTTLSecs: try params.nonNegativeInt("lease_ttl_secs"))
             out.appendASCII("{\"ok\":true}")
         case .completeNode:
             let taskId = try params.requiredUUID("task_id")
@@ -202,10 +265,15 @@ final class RequestHandler {
             request.taskId = try params.uuid("task_id")
             request.nodeId = try params.uuid("node_id")
             if let metadata = params.payload("metadata"), metadata != Array("null".utf8) { request.metadata = metadata }
-            if let slot = try coordinator.acquireLock(request) {
-                ResultEncoding.lock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
-            } else {
+            if try params.bool("release_on_disconnect") ?? false { request.boundConnection = connection }
+            switch try coordinator.acquireLock(request, connection: connection,
+                                               waitMs: try params.nonNegativeInt("wait_ms") ?? 0) {
+            case let .granted(slot):
+                appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
+            case .held:
                 out.appendASCII("null")
+            case let .parked(waiter):
+                return .parked(waiter)
             }
         case .heartbeatResourceLock:
             let key = try params.requiredString("resource_key")
@@ -219,14 +287,86 @@ final class RequestHandler {
             try coordinator.releaseLock(key: key, lease: leaseId)
             out.appendASCII("{\"ok\":true}")
         case .listResourceLocks:
+            let prefix = try params.string("prefix") ?? ""
             coordinator.expireDue()
             out.appendASCII("{\"locks\":[")
-            for (offset, lock) in coordinator.locksSortedByKey().enumerated() {
+            for (offset, lock) in coordinator.locksSortedByKey(prefix: prefix).enumerated() {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
-                ResultEncoding.lock(lock, withUpdatedAt: true, to: &out)
+                appendLock(lock, withUpdatedAt: true, to: &out)
             }
             out.appendASCII("]}")
+        case .addNodes:
+            let taskId = try params.requiredUUID("task_id")
+            guard params.value("nodes") != nil else { throw params.missing("nodes") }
+            let nodes = try NodeDefinitionDecoder.decode(params, field: "nodes")
+            let range = try coordinator.addNodes(task: taskId, nodes: nodes)
+            let task = try coordinator.task(taskId)
+            out.appendASCII("{\"node_ids\":[")
+            for index in range {
+                if index > range.lowerBound { out.append(UInt8(ascii: ",")) }
+                out.appendQuotedUUID(task.nodes[Int(index)].id)
+            }
+            out.appendASCII("]}")
+        case .retryNode:
+            try coordinator.retryNode(task: try params.requiredUUID("task_id"), node: try params.requiredUUID("node_id"))
+            out.appendASCII("{\"ok\":true}")
+        case .cancelTask:
+            try coordinator.cancelTask(task: try params.requiredUUID("task_id"))
+            out.appendASCII("{\"ok\":true}")
+        case .deleteTask:
+            try coordinator.deleteTask(task: try params.requiredUUID("task_id"))
+            out.appendASCII("{\"ok\":true}")
+        case .listTasks:
+            var status: TaskStatus? = nil
+            if let name = try params.string("status") {
+                guard let parsed = TaskStatus(name: name) else {
+                    throw RequestError.invalidParams("field `status` must be ACTIVE, COMPLETED, FAILED or CANCELLED")
+                }
+                status = parsed
+            }
+            let limit = try params.limit("limit", default: 100)
+            let tasks = try coordinator.listTasks(status: status, limit: limit, after: try params.uuid("after"))
+            out.appendASCII("{\"tasks\":[")
+            for (offset, task) in tasks.enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                ResultEncoding.taskListing(task, to: &out)
+            }
+            out.appendASCII("],\"next_after\":")
+            // A full page may have more behind it; the client asks again from the last one.
+            out.appendOptionalUUID(tasks.count == limit ? tasks.last?.id : nil)
+            out.append(UInt8(ascii: "}"))
+        case .readEvents:
+            let afterSeq = try params.nonNegativeInt("after_seq") ?? 0
+            let limit = try params.limit("limit", default: 100)
+            switch try coordinator.readEvents(task: try params.requiredUUID("task_id"), node: try params.uuid("node_id"),
+                                              afterSeq: afterSeq, limit: limit, connection: connection,
+                                              waitMs: try params.nonNegativeInt("wait_ms") ?? 0) {
+            case let .ready(task, node):
+                appendEvents(coordinator.task(slot: task)!, node: node, afterSeq: afterSeq, limit: limit, to: &out)
+            case let .parked(waiter):
+                return .parked(waiter)
+            }
         }
+        return .written
+    }
+
+    private func appendLock(_ lock: ResourceLock, withUpdatedAt: Bool, to out: inout [UInt8]) {
+        ResultEncoding.lock(lock, withUpdatedAt: withUpdatedAt, waiters: coordinator.waiterCount(forLock: lock.key), to: &out)
+    }
+
+    /// `{events:[...], next_seq}`: next_seq is what to pass as after_seq next time.
+    private func appendEvents(_ task: TaskRecord, node: Int32?, afterSeq: Int64, limit: Int, to out: inout [UInt8]) {
+        out.appendASCII("{\"events\":[")
+        var last = afterSeq
+        for (offset, position) in coordinator.events(of: task, node: node, afterSeq: afterSeq, limit: limit).enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            let event = task.events[Int(position)]
+            ResultEncoding.event(event, of: task, to: &out)
+            last = event.seq
+        }
+        out.appendASCII("],\"next_seq\":")
+        out.appendJSONInt(last)
+        out.append(UInt8(ascii: "}"))
     }
 
     private func appendEventId(_ id: UUID128, to out: inout [UInt8]) {

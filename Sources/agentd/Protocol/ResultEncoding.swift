@@ -63,8 +63,44 @@ enum ResultEncoding {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// `{id, goal, context, created_at}`.
-    static func taskSummary(_ task: TaskRecord, to out: inout [UInt8]) {
+    /// `{BLOCKED?, COMPLETED?, FAILED?, PENDING?, RUNNING?}`: statuses present only, in the
+    /// original's alphabetical order; BLOCKED counts PENDING nodes that can never run.
+    static func counts(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func field(_ name: String, _ value: Int) {
+            guard value > 0 else { return }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.appendASCII("\":")
+            out.appendJSONInt(Int64(value))
+        }
+        field("BLOCKED", task.blockedCount)
+        for status in [NodeStatus.completed, .failed, .pending, .running] {
+            field(status.name, task.counts[Int(status.rawValue)])
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// ListTasks entries: `{id, goal, status, created_at, counts}`.
+    static func taskListing(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"goal\":")
+        out.appendJSONString(task.goal)
+        out.appendASCII(",\"status\":\"")
+        out.append(contentsOf: task.status.name.utf8)
+        out.appendASCII("\",\"created_at\":")
+        out.appendISOString(unixMs: task.createdAtMs)
+        out.appendASCII(",\"counts\":")
+        counts(task, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{id, goal, context, created_at[, status]}`.
+    static func taskSummary(_ task: TaskRecord, withStatus: Bool = false, to out: inout [UInt8]) {
         out.appendASCII("{\"id\":")
         out.appendQuotedUUID(task.id)
         out.appendASCII(",\"goal\":")
@@ -73,6 +109,11 @@ enum ResultEncoding {
         out.append(contentsOf: task.context)
         out.appendASCII(",\"created_at\":")
         out.appendISOString(unixMs: task.createdAtMs)
+        if withStatus {
+            out.appendASCII(",\"status\":\"")
+            out.append(contentsOf: task.status.name.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
         out.append(UInt8(ascii: "}"))
     }
 
@@ -134,22 +175,13 @@ enum ResultEncoding {
         out.appendASCII("]}}")
     }
 
-    /// TaskStatus: `{task, counts (present statuses only, sorted), nodes in registration order}`.
+    /// TaskStatus: `{task (with status), counts (present statuses only, sorted), nodes in registration order}`.
     static func taskStatus(_ task: TaskRecord, to out: inout [UInt8]) {
         out.appendASCII("{\"task\":")
-        taskSummary(task, to: &out)
-        out.appendASCII(",\"counts\":{")
-        var first = true
-        // Alphabetical, as the original's BTreeMap: COMPLETED, FAILED, PENDING, RUNNING.
-        for status in [NodeStatus.completed, .failed, .pending, .running] where task.counts[Int(status.rawValue)] > 0 {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: status.name.utf8)
-            out.appendASCII("\":")
-            out.appendJSONInt(Int64(task.counts[Int(status.rawValue)]))
-        }
-        out.appendASCII("},\"nodes\":[")
+        taskSummary(task, withStatus: true, to: &out)
+        out.appendASCII(",\"counts\":")
+        counts(task, to: &out)
+        out.appendASCII(",\"nodes\":[")
         for index in task.nodes.indices {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             node(Int32(index), of: task, to: &out)
@@ -158,8 +190,8 @@ enum ResultEncoding {
     }
 
     /// `{resource_key, lease_id, owner, provider, task_id, node_id, metadata, acquired_at,
-    /// lease_expires_at[, updated_at]}`.
-    static func lock(_ lock: ResourceLock, withUpdatedAt: Bool, to out: inout [UInt8]) {
+    /// lease_expires_at[, updated_at], fencing_token, waiters}`.
+    static func lock(_ lock: ResourceLock, withUpdatedAt: Bool, waiters: Int, to out: inout [UInt8]) {
         out.appendASCII("{\"resource_key\":")
         out.appendJSONString(lock.key)
         out.appendASCII(",\"lease_id\":")
@@ -182,6 +214,10 @@ enum ResultEncoding {
             out.appendASCII(",\"updated_at\":")
             out.appendJSONInt(lock.updatedAtSecs)
         }
+        out.appendASCII(",\"fencing_token\":")
+        out.appendJSONInt(lock.fencingToken)
+        out.appendASCII(",\"waiters\":")
+        out.appendJSONInt(Int64(waiters))
         out.append(UInt8(ascii: "}"))
     }
 }

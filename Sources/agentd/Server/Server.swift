@@ -12,11 +12,19 @@ final class Server: ConnectionDelegate {
     private let handler: RequestHandler
     private let listener: UnixListener
     private let expiryTimer: Timer
+    /// Close callbacks run after the end-of-turn hook; this zero-delay timer brings the next
+    /// turn (and its commit and flush) without waiting for unrelated I/O.
+    private let wakeTimer: Timer
     private var armedDeadlineMs: Int64?
     private var connections: [UInt64: Connection] = [:]
     /// Connections with answers waiting for this turn's commit, by id.
     private var awaitingFlush: [UInt64: Connection] = [:]
     private var shuttingDown = false
+    /// Answers held back behind a parked request, per connection: answers leave in request order.
+    private var heldAnswers: [UInt64: HeldAnswers] = [:]
+    /// Parked requests by waiter id: where and how to answer them.
+    private var parked: [UInt64: (connection: Connection, request: RequestHandler.ParkedRequest)] = [:]
+    private var scratch: [UInt8] = []
 
     init(loop: EventLoop, clock: SystemClock, coordinator: Coordinator, store: Store,
          handler: RequestHandler, listener: UnixListener) {
@@ -27,10 +35,12 @@ final class Server: ConnectionDelegate {
         self.handler = handler
         self.listener = listener
         self.expiryTimer = Timer(loop: loop)
+        self.wakeTimer = Timer(loop: loop)
     }
 
     /// Starts serving: accepted connections, the end-of-turn commit, the expiry timer, signals.
     func start() {
+        coordinator.onWaiterResolved = { [unowned self] waiter, outcome in self.answerParked(waiter, outcome) }
         loop.onEndOfTurn { [unowned self] in self.endOfTurn() }
         loop.onSignal(SIGINT) { [unowned self] in self.shutDown() }
         loop.onSignal(SIGTERM) { [unowned self] in self.shutDown() }
@@ -49,7 +59,54 @@ final class Server: ConnectionDelegate {
 
     func connection(_ connection: Connection, didReceiveLine line: UnsafeRawBufferPointer) {
         clock.refresh()
-        handler.handle(line: line, connection: connection.id, into: &connection.output)
+        let id = connection.id
+        if heldAnswers[id] == nil {
+            // The common case: nothing parked here, the answer goes straight to the output.
+            if let request = handler.handle(line: line, connection: id, into: &connection.output) {
+                heldAnswers[id] = HeldAnswers(slots: [.parked(request.waiter)])
+                parked[request.waiter] = (connection, request)
+            }
+        } else {
+            scratch.removeAll(keepingCapacity: true)
+            if let request = handler.handle(line: line, connection: id, into: &scratch) {
+                heldAnswers[id]?.slots.append(.parked(request.waiter))
+                parked[request.waiter] = (connection, request)
+            } else if !scratch.isEmpty {
+                heldAnswers[id]?.slots.append(.ready(scratch))
+            }
+            releaseHeldAnswers(of: connection)
+        }
+        if !connection.output.isEmpty { awaitingFlush[id] = connection }
+    }
+
+    /// A parked request ended: its answer takes its place in the connection's order.
+    private func answerParked(_ waiter: Waiter, _ outcome: WaiterOutcome) {
+        guard let (connection, request) = parked.removeValue(forKey: waiter.id) else { return }
+        var answer: [UInt8] = []
+        handler.appendResolution(outcome, of: request, to: &answer)
+        guard var held = heldAnswers[connection.id],
+              let position = held.slots.firstIndex(where: { $0.isParked(waiter.id) }) else { return }
+        held.slots[position] = .ready(answer)
+        heldAnswers[connection.id] = held
+        releaseHeldAnswers(of: connection)
+    }
+
+    /// Moves the answers at the front that are ready into the output, up to the first parked one.
+    private func releaseHeldAnswers(of connection: Connection) {
+        guard var held = heldAnswers[connection.id] else { return }
+        var released = 0
+        for slot in held.slots {
+            guard case let .ready(bytes) = slot else { break }
+            connection.output.append(contentsOf: bytes)
+            released += 1
+        }
+        held.slots.removeFirst(released)
+        if held.slots.isEmpty {
+            heldAnswers[connection.id] = nil
+            if held.closeWhenAnswered { connection.closeAfterFlush() }
+        } else {
+            heldAnswers[connection.id] = held
+        }
         if !connection.output.isEmpty { awaitingFlush[connection.id] = connection }
     }
 
@@ -59,11 +116,26 @@ final class Server: ConnectionDelegate {
     }
 
     func connectionDidReachEOF(_ connection: Connection) {
-        connection.closeAfterFlush()
+        // A client that half-closes after a waiting request still gets its answers.
+        if heldAnswers[connection.id] != nil {
+            heldAnswers[connection.id]?.closeWhenAnswered = true
+        } else {
+            connection.closeAfterFlush()
+        }
     }
 
     func connectionDidClose(_ connection: Connection) {
         connections[connection.id] = nil
+        awaitingFlush[connection.id] = nil
+        if let held = heldAnswers.removeValue(forKey: connection.id) {
+            for case let .parked(waiter) in held.slots { parked[waiter] = nil }
+        }
+        clock.refresh()
+        coordinator.connectionClosed(connection.id)
+        if !coordinator.changes.isEmpty || !awaitingFlush.isEmpty {
+            wakeTimer.start(afterMs: 0) {}
+        }
+        if shuttingDown && connections.isEmpty { loop.stop() }
     }
 
     // MARK: - End of the loop turn
@@ -115,6 +187,8 @@ final class Server: ConnectionDelegate {
         shuttingDown = true
         Log.info("shutting down")
         listener.close(removingSocketFile: true)
+        clock.refresh()
+        coordinator.endAllWaiters()
         commitOrDie()
         for connection in connections.values {
             connection.flush()
@@ -126,4 +200,20 @@ final class Server: ConnectionDelegate {
         deadline.start(afterMs: 2000) { [unowned self] in self.loop.stop() }
         if connections.isEmpty { loop.stop() }
     }
+}
+
+/// Answers of one connection that must wait for a parked request before them.
+private struct HeldAnswers {
+    enum Slot {
+        case parked(UInt64)
+        case ready([UInt8])
+
+        func isParked(_ waiter: UInt64) -> Bool {
+            if case let .parked(id) = self { return id == waiter }
+            return false
+        }
+    }
+
+    var slots: [Slot]
+    var closeWhenAnswered = false
 }

@@ -83,6 +83,10 @@ enum Schema {
             )
             """,
         ]),
+        // Task lifecycle: a cancelled task refuses new leases across restarts.
+        Migration(version: 4, name: "task_cancellation", statements: [
+            "ALTER TABLE global_tasks ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0",
+        ]),
     ]
 
     static var latestVersion: Int64 { migrations.last!.version }

@@ -5,12 +5,14 @@ extension Store {
         var tasks: [UUID128: TaskRecord] = [:]
         var dependencyIds: [UUID128: [[UUID128]]] = [:]
 
-        let taskRows = try db.prepare("SELECT id, goal, context, created_at FROM global_tasks ORDER BY rowid")
+        coordinator.fencingCounter = try db.scalar("SELECT value FROM agentd_counters WHERE name = 'fencing_token'") ?? 0
+        let taskRows = try db.prepare("SELECT id, goal, context, created_at, cancelled FROM global_tasks ORDER BY rowid")
         while try taskRows.step() {
             guard let id = taskRows.uuid(0) else { continue }
             let context = try compact(taskRows.bytes(2), tape: &tape) ?? Array("{}".utf8)
             let created = ISOTime.parse(taskRows.string(3)) ?? 0
-            tasks[id] = coordinator.restoreTask(id: id, goal: taskRows.string(1), context: context, createdAtMs: created)
+            tasks[id] = coordinator.restoreTask(id: id, goal: taskRows.string(1), context: context, createdAtMs: created,
+                                                cancelled: taskRows.int64(4) != 0)
             dependencyIds[id] = []
         }
 
@@ -61,7 +63,7 @@ extension Store {
 
         let lockRows = try db.prepare("""
             SELECT resource_key, lease_id, owner, provider, task_id, node_id, metadata, acquired_at,
-                   lease_expires_at, updated_at, lease_expires_at_ms
+                   lease_expires_at, updated_at, lease_expires_at_ms, fencing_token
             FROM resource_locks
             """)
         while try lockRows.step() {
@@ -72,7 +74,7 @@ extension Store {
                 metadata: try compact(lockRows.bytes(6), tape: &tape) ?? Array("{}".utf8),
                 acquiredAtSecs: lockRows.int64(7),
                 expiresAtMs: lockRows.optionalInt64(10) ?? lockRows.int64(8) * 1000,
-                updatedAtSecs: lockRows.int64(9), deadline: .none))
+                updatedAtSecs: lockRows.int64(9), deadline: .none, fencingToken: lockRows.optionalInt64(11) ?? 0))
         }
         coordinator.finishRestore()
     }

@@ -85,6 +85,19 @@ final class Store {
             s.bind(7, event.seq)
             try s.run()
         }
+        for slot in changes.dirtyTasks {
+            guard let task = coordinator.task(slot: slot) else { continue }
+            let s = statements.updateTask
+            s.bind(1, task.cancelled ? 1 : 0)
+            s.bind(2, uuid: task.id)
+            try s.run()
+        }
+        if changes.fencingCounterMoved {
+            let s = statements.saveCounter
+            s.bind(1, text: "fencing_token")
+            s.bind(2, coordinator.fencingCounter)
+            try s.run()
+        }
         for (key, wasOnDisk) in changes.dirtyLocks {
             if let lock = coordinator.lock(key: key) {
                 try upsertLock(lock)
@@ -93,6 +106,12 @@ final class Store {
                 s.bind(1, text: key)
                 try s.run()
             }
+        }
+        // Nodes, events and locks of a deleted task go with it (ON DELETE CASCADE).
+        for id in changes.deletedTasks {
+            let s = statements.deleteTask
+            s.bind(1, uuid: id)
+            try s.run()
         }
     }
 
@@ -149,6 +168,7 @@ final class Store {
         s.bind(9, lock.expiresAtMs / 1000)
         s.bind(10, lock.updatedAtSecs)
         s.bind(11, lock.expiresAtMs)
+        s.bind(12, lock.fencingToken)
         try s.run()
     }
 }
@@ -157,6 +177,7 @@ final class Store {
 private struct Statements {
     let begin, commit, rollback: Statement
     let insertTask, insertNode, updateNode, insertEvent, upsertLock, deleteLock: Statement
+    let updateTask, deleteTask, saveCounter: Statement
 
     init(_ db: SQLiteConnection) throws {
         begin = try db.prepare("BEGIN")
@@ -180,9 +201,12 @@ private struct Statements {
             """)
         upsertLock = try db.prepare("""
             INSERT OR REPLACE INTO resource_locks (resource_key, lease_id, owner, provider, task_id, node_id,
-                metadata, acquired_at, lease_expires_at, updated_at, lease_expires_at_ms)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                metadata, acquired_at, lease_expires_at, updated_at, lease_expires_at_ms, fencing_token)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
             """)
         deleteLock = try db.prepare("DELETE FROM resource_locks WHERE resource_key = ?1")
+        updateTask = try db.prepare("UPDATE global_tasks SET cancelled = ?1 WHERE id = ?2")
+        deleteTask = try db.prepare("DELETE FROM global_tasks WHERE id = ?1")
+        saveCounter = try db.prepare("INSERT OR REPLACE INTO agentd_counters (name, value) VALUES (?1, ?2)")
     }
 }

@@ -84,7 +84,7 @@ extension Array where Element == UInt8 {
                 out[0] = UInt8(ascii: "-")
                 length = 1
             }
-            return length + writeDecimal(v.magnitude, to: out + length)
+            return length + JSONDigits.writeDecimal(v.magnitude, to: out + length)
         }
     }
 }

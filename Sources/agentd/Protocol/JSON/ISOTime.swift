@@ -22,14 +22,14 @@ enum ISOTime {
                 n = 1
             }
             if year.magnitude < 10_000 {
-                writeDecimal(Int(year.magnitude), width: 4, to: p + n)
+                JSONDigits.writeDecimal(Int(year.magnitude), width: 4, to: p + n)
                 n += 4
             } else {
-                n += writeDecimal(year.magnitude, to: p + n)
+                n += JSONDigits.writeDecimal(year.magnitude, to: p + n)
             }
             func put(_ separator: Unicode.Scalar, _ value: Int, width: Int) {
                 p[n] = UInt8(ascii: separator)
-                writeDecimal(value, width: width, to: p + n + 1)
+                JSONDigits.writeDecimal(value, width: width, to: p + n + 1)
                 n += 1 + width
             }
             put("-", Int(month), width: 2)

@@ -28,8 +28,9 @@ struct JSONDocument {
         key.withUTF8Buffer { member(object, bytes: UnsafeRawBufferPointer($0)) }
     }
 
-    /// Same as the StaticString form, for keys only known at run time.
-    func member(_ object: Int, _ key: String) -> Int? {
+    /// Same as the StaticString form, for keys only known at run time. (Labelled so
+    /// that string literals keep resolving to the StaticString form.)
+    func member(_ object: Int, named key: String) -> Int? {
         var key = key
         return key.withUTF8 { member(object, bytes: UnsafeRawBufferPointer($0)) }
     }

@@ -65,7 +65,7 @@ extension JSONParser {
     private func matches(_ literal: StaticString) -> Bool {
         let n = literal.utf8CodeUnitCount
         guard pos + n <= length else { return false }
-        return bytesEqual(base + pos, literal.utf8Start, count: n)
+        return JSONBytes.equal(base + pos, literal.utf8Start, count: n)
     }
 
     @inline(__always)

@@ -85,7 +85,7 @@ extension JSONParser {
     private func hexQuad(at i: Int) throws(JSONError) -> UInt32 {
         var value: UInt32 = 0
         for k in i ..< i + 4 {
-            guard let digit = hexDigitValue(byte(k)) else {
+            guard let digit = JSONDigits.hexValue(byte(k)) else {
                 throw JSONError(message: "invalid \\u escape at column \(k + 1)")
             }
             value = value << 4 | UInt32(digit)
@@ -131,14 +131,4 @@ extension JSONParser {
             return 0
         }
     }
-}
-
-/// 0...15 for an ASCII hex digit in either case, else nil.
-@inline(__always)
-func hexDigitValue(_ c: UInt8) -> UInt8? {
-    let digit = c &- UInt8(ascii: "0")
-    if digit < 10 { return digit }
-    let letter = (c | 0x20) &- UInt8(ascii: "a")  // | 0x20 folds A-F onto a-f
-    if letter < 6 { return letter + 10 }
-    return nil
 }

@@ -80,23 +80,29 @@ struct UUID128: Hashable, Comparable, CustomStringConvertible {
     /// 32 hex digits starting at `offset`, with hyphens exactly at the 8-4-4-4-12
     /// boundaries if `hyphenated` (the caller has checked the total length).
     private static func parseHex(_ bytes: UnsafeRawBufferPointer, from offset: Int, hyphenated: Bool) -> UUID128? {
-        var hi: UInt64 = 0
-        var lo: UInt64 = 0
-        var i = offset
-        for nibble in 0 ..< 32 {
-            if hyphenated && (nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20) {
-                guard bytes[i] == UInt8(ascii: "-") else { return nil }
-                i += 1
-            }
-            guard let digit = hexDigitValue(bytes[i]) else { return nil }
-            if nibble < 16 {
-                hi = hi << 4 | UInt64(digit)
-            } else {
-                lo = lo << 4 | UInt64(digit)
-            }
-            i += 1
+        guard hyphenated else {
+            guard let hi = hexRun(bytes, offset, 16), let lo = hexRun(bytes, offset + 16, 16) else { return nil }
+            return UUID128(hi: hi, lo: lo)
         }
-        return UUID128(hi: hi, lo: lo)
+        let dash = UInt8(ascii: "-")
+        guard bytes[offset + 8] == dash, bytes[offset + 13] == dash,
+              bytes[offset + 18] == dash, bytes[offset + 23] == dash,
+              let a = hexRun(bytes, offset, 8), let b = hexRun(bytes, offset + 9, 4),
+              let c = hexRun(bytes, offset + 14, 4), let d = hexRun(bytes, offset + 19, 4),
+              let e = hexRun(bytes, offset + 24, 12)
+        else { return nil }
+        return UUID128(hi: a << 32 | b << 16 | c, lo: d << 48 | e)
+    }
+
+    /// The value of `count` (at most 16) hex digits at `offset`, or nil if any is not one.
+    @inline(__always)
+    private static func hexRun(_ bytes: UnsafeRawBufferPointer, _ offset: Int, _ count: Int) -> UInt64? {
+        var value: UInt64 = 0
+        for i in offset ..< offset + count {
+            guard let digit = JSONDigits.hexValue(bytes[i]) else { return nil }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
     }
 
     private static func hasURNPrefix(_ bytes: UnsafeRawBufferPointer) -> Bool {

@@ -1,0 +1,131 @@
+/// Parked requests (`wait_ms`): they are deadlines in the same heap as leases and locks, woken
+/// by the change they wait for, in arrival order. Nothing polls.
+extension Coordinator {
+    /// Parks a request until it can be answered or `waitMs` passes; returns the waiter id.
+    func park(_ kind: Waiter.Kind, connection: UInt64, waitMs: Int64) -> UInt64 {
+        let id = nextWaiterId
+        nextWaiterId += 1
+        let deadline = deadlines.schedule(nowMs + waitMs, for: .waiter(id: id))
+        waiters[id] = Waiter(id: id, connection: connection, kind: kind, deadline: deadline)
+        waitersByConnection[connection, default: []].append(id)
+        switch kind {
+        case let .acquire(task, _, _, _):
+            taskSlots[Int(task)]!.acquireWaiters.append(id)
+        case let .lock(request):
+            lockWaiters[request.key, default: WaiterQueue()].append(id)
+            lockWaiterCounts[request.key, default: 0] += 1
+        case let .events(task, _, _, _):
+            taskSlots[Int(task)]!.eventWaiters.append(id)
+        }
+        return id
+    }
+
+    /// Takes a waiter out of the books (its queue entry is skipped later) and reports how it ended.
+    func resolveWaiter(_ id: UInt64, timedOut: Bool = false, outcome: WaiterOutcome? = nil) {
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        if !waiter.deadline.isNone { deadlines.cancel(waiter.deadline) }
+        if var list = waitersByConnection[waiter.connection], let position = list.firstIndex(of: id) {
+            list.remove(at: position)
+            waitersByConnection[waiter.connection] = list.isEmpty ? nil : list
+        }
+        if case let .lock(request) = waiter.kind {
+            let left = (lockWaiterCounts[request.key] ?? 1) - 1
+            lockWaiterCounts[request.key] = left > 0 ? left : nil
+            if left == 0 { lockWaiters[request.key] = nil }
+        }
+        let ending: WaiterOutcome
+        if let outcome {
+            ending = outcome
+        } else if case let .events(task, node, afterSeq, limit) = waiter.kind, taskSlots[Int(task)] != nil {
+            ending = .events(task: task, node: node, afterSeq: afterSeq, limit: limit)
+        } else {
+            ending = .nothing(waiter.kind)
+        }
+        onWaiterResolved?(waiter, ending)
+    }
+
+    /// Hands runnable nodes to acquirers parked on the tasks that gained some.
+    func serveWaiting() {
+        while let slot = tasksToServe.popLast() {
+            guard let task = taskSlots[Int(slot)] else { continue }
+            while !task.ready.isEmpty, let id = task.acquireWaiters.popFirst() {
+                guard let waiter = waiters[id], case let .acquire(_, owner, ttl, bound) = waiter.kind else { continue }
+                let index = task.ready.popFirst()!
+                lease(index, in: task, owner: owner, ttlSecs: ttl ?? settings.nodeTimeoutSecs,
+                      boundConnection: bound ? waiter.connection : 0)
+                counters.acquireAttempts += 1
+                counters.acquiredNodes += 1
+                resolveWaiter(id, outcome: .acquired(NodeRef(task: slot, index: index)))
+            }
+        }
+    }
+
+    /// A freed key goes to its oldest parked acquirer that is still waiting.
+    func grantToNextLockWaiter(_ key: String) {
+        guard lockSlotsByKey[key] == nil, var queue = lockWaiters[key] else { return }
+        while let id = queue.popFirst() {
+            guard let waiter = waiters[id], case let .lock(request) = waiter.kind else { continue }
+            lockWaiters[key] = queue
+            var granted = request
+            if granted.boundConnection != 0 { granted.boundConnection = waiter.connection }
+            let slot = grantLock(granted)
+            resolveWaiter(id, outcome: .lockGranted(slot: slot))
+            return
+        }
+        lockWaiters[key] = nil
+    }
+
+    /// Answers ReadEvents requests parked on a task that a new event matches.
+    func wakeEventWaiters(of task: TaskRecord, for event: JournalEvent) {
+        var keep = WaiterQueue()
+        var wake: [UInt64] = []
+        while let id = task.eventWaiters.popFirst() {
+            guard let waiter = waiters[id], case let .events(_, node, _, _) = waiter.kind else { continue }
+            if node == nil || node == event.node { wake.append(id) } else { keep.append(id) }
+        }
+        task.eventWaiters = keep
+        for id in wake { resolveWaiter(id) }
+    }
+
+    /// Shutdown: every parked request is answered now (null, or the events it has).
+    func endAllWaiters() {
+        for id in waiters.keys.sorted() { resolveWaiter(id) }
+    }
+
+    /// Everything parked on a task ends (the task was cancelled or deleted): acquirers get null.
+    func endAcquireWaiters(of task: TaskRecord) {
+        while let id = task.acquireWaiters.popFirst() { resolveWaiter(id) }
+    }
+
+    /// A connection closed: its parked requests leave their queues, and the leases and locks it
+    /// took with release_on_disconnect end at once (the lease journaled, the lock handed on).
+    func connectionClosed(_ connection: UInt64) {
+        if let ids = waitersByConnection.removeValue(forKey: connection) {
+            for id in ids {
+                guard let waiter = waiters.removeValue(forKey: id) else { continue }
+                if !waiter.deadline.isNone { deadlines.cancel(waiter.deadline) }
+                if case let .lock(request) = waiter.kind {
+                    let left = (lockWaiterCounts[request.key] ?? 1) - 1
+                    lockWaiterCounts[request.key] = left > 0 ? left : nil
+                    if left == 0 { lockWaiters[request.key] = nil }
+                }
+            }
+        }
+        guard let bindings = bindingsByConnection.removeValue(forKey: connection) else { return }
+        for (binding, leaseId) in bindings {
+            switch binding {
+            case let .lease(ref):
+                guard let task = taskSlots[Int(ref.task)], task.nodes[Int(ref.index)].lease?.id == leaseId else { continue }
+                task.nodes[Int(ref.index)].lease!.boundConnection = 0
+                expireLease(ref.index, in: task, reason: "disconnect")
+            case let .lock(key):
+                guard let slot = lockSlotsByKey[key], lockSlots[Int(slot)]?.leaseId == leaseId else { continue }
+                lockSlots[Int(slot)]!.boundConnection = 0
+                touchLock(key)
+                removeLock(slot: slot)
+                counters.releasedResourceLocks += 1
+            }
+        }
+        serveWaiting()
+    }
+}

@@ -1,0 +1,54 @@
+import XCTest
+@testable import agentd
+
+final class JSONOutputTests: XCTestCase {
+    func testStringEscaping() {
+        XCTAssertEqual(appendedText { $0.appendJSONString("") }, #""""#)
+        XCTAssertEqual(appendedText { $0.appendJSONString("plain") }, #""plain""#)
+        XCTAssertEqual(appendedText { $0.appendJSONString("a\"b\\c/d") }, #""a\"b\\c/d""#)
+        XCTAssertEqual(appendedText { $0.appendJSONString("\n\r\t\u{8}\u{C}") }, #""\n\r\t\b\f""#)
+        XCTAssertEqual(appendedText { $0.appendJSONString("\u{0}\u{1}\u{1F}\u{7F}") }, "\"\\u0000\\u0001\\u001f\u{7F}\"")
+        XCTAssertEqual(appendedText { $0.appendJSONString("é😀€") }, "\"é😀€\"")
+    }
+
+    func testStringRoundTrips() throws {
+        var tricky = [
+            "", "\"", "\\", "\\\"", "\"\\\"", "end\\", "tab\there", "crlf\r\n", "😀", "a😀b\"😀\\",
+            "\u{2028}\u{2029}", "\u{FEFF}", String(repeating: "\\\"", count: 50),
+        ]
+        tricky.append(String((0 ..< 128).map { Character(Unicode.Scalar(UInt8($0))) }))
+        for s in tricky {
+            var out: [UInt8] = []
+            out.appendJSONString(s)
+            try withJSONDocument(out) { doc in
+                XCTAssertEqual(doc.string(doc.root), s)
+            }
+            // The bytes form agrees with the String form.
+            var fromBytes: [UInt8] = []
+            Array(s.utf8).withUnsafeBytes { fromBytes.appendJSONString(bytes: $0) }
+            XCTAssertEqual(fromBytes, out)
+        }
+    }
+
+    func testInts() {
+        let cases: [(Int64, String)] = [
+            (0, "0"), (7, "7"), (-7, "-7"), (10, "10"), (99, "99"), (100, "100"), (-100, "-100"),
+            (1234567890, "1234567890"), (Int64.max, "9223372036854775807"),
+            (Int64.min, "-9223372036854775808"), (Int64.min + 1, "-9223372036854775807"),
+        ]
+        for (v, s) in cases {
+            XCTAssertEqual(appendedText { $0.appendJSONInt(v) }, s)
+        }
+        var generator = UUIDGenerator(seed: 9)
+        for _ in 0 ..< 1000 {
+            let v = Int64(bitPattern: generator.nextUInt64()) >> Int64(generator.nextUInt64() % 64)
+            XCTAssertEqual(appendedText { $0.appendJSONInt(v) }, String(v))
+        }
+    }
+
+    func testRawAppends() {
+        XCTAssertEqual(appendedText { $0.appendASCII("{\"ok\":true}") }, #"{"ok":true}"#)
+        XCTAssertEqual(appendedText { $0.appendBytes([0x61, 0x62]); $0.appendBytes([]) }, "ab")
+        XCTAssertEqual(appendedText { out in [UInt8](arrayLiteral: 0x78).withUnsafeBytes { out.appendRawBytes($0) } }, "x")
+    }
+}
