@@ -20,18 +20,25 @@ extension Coordinator {
         return id
     }
 
-    /// Takes a waiter out of the books (its queue entry is skipped later) and reports how it ended.
-    func resolveWaiter(_ id: UInt64, timedOut: Bool = false, outcome: WaiterOutcome? = nil) {
-        guard let waiter = waiters.removeValue(forKey: id) else { return }
+    /// Takes a waiter out of the books: its deadline and its place in the lock's waiter count.
+    /// Its entry in a FIFO queue is skipped when reached.
+    private func forget(_ id: UInt64) -> Waiter? {
+        guard let waiter = waiters.removeValue(forKey: id) else { return nil }
         if !waiter.deadline.isNone { deadlines.cancel(waiter.deadline) }
-        if var list = waitersByConnection[waiter.connection], let position = list.firstIndex(of: id) {
-            list.remove(at: position)
-            waitersByConnection[waiter.connection] = list.isEmpty ? nil : list
-        }
         if case let .lock(request) = waiter.kind {
             let left = (lockWaiterCounts[request.key] ?? 1) - 1
             lockWaiterCounts[request.key] = left > 0 ? left : nil
             if left == 0 { lockWaiters[request.key] = nil }
+        }
+        return waiter
+    }
+
+    /// Ends a parked request and reports how it ended.
+    func resolveWaiter(_ id: UInt64, outcome: WaiterOutcome? = nil) {
+        guard let waiter = forget(id) else { return }
+        if var list = waitersByConnection[waiter.connection], let position = list.firstIndex(of: id) {
+            list.remove(at: position)
+            waitersByConnection[waiter.connection] = list.isEmpty ? nil : list
         }
         let ending: WaiterOutcome
         if let outcome {
@@ -100,16 +107,8 @@ extension Coordinator {
     /// A connection closed: its parked requests leave their queues, and the leases and locks it
     /// took with release_on_disconnect end at once (the lease journaled, the lock handed on).
     func connectionClosed(_ connection: UInt64) {
-        if let ids = waitersByConnection.removeValue(forKey: connection) {
-            for id in ids {
-                guard let waiter = waiters.removeValue(forKey: id) else { continue }
-                if !waiter.deadline.isNone { deadlines.cancel(waiter.deadline) }
-                if case let .lock(request) = waiter.kind {
-                    let left = (lockWaiterCounts[request.key] ?? 1) - 1
-                    lockWaiterCounts[request.key] = left > 0 ? left : nil
-                    if left == 0 { lockWaiters[request.key] = nil }
-                }
-            }
+        for id in waitersByConnection.removeValue(forKey: connection) ?? [] {
+            _ = forget(id)
         }
         guard let bindings = bindingsByConnection.removeValue(forKey: connection) else { return }
         for (binding, leaseId) in bindings {

@@ -280,7 +280,7 @@ final class Coordinator {
                 guard var waiter = waiters[id] else { continue }
                 waiter.deadline = .none
                 waiters[id] = waiter
-                resolveWaiter(id, timedOut: true)
+                resolveWaiter(id)
             }
         }
         serveWaiting()
