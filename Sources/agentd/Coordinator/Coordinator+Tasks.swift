@@ -71,6 +71,8 @@ extension Coordinator {
         let task = try self.task(taskId)
         guard task.status != .active else { throw CoordinatorError.taskStillActive(taskId) }
         endAcquireWaiters(of: task)
+        // Gone from lookups first, so that a lock freed below is not granted to a request naming it.
+        tasksById[taskId] = nil
         for key in lockKeysByTask[taskId] ?? [] {
             guard let slot = lockSlotsByKey[key] else { continue }
             touchLock(key)
@@ -85,7 +87,6 @@ extension Coordinator {
         totals.events -= task.events.count
         totals.tasks -= 1
         taskIndex.remove(task.slot, status: task.indexedStatus)
-        tasksById[taskId] = nil
         taskSlots[Int(task.slot)] = nil
         changes.deletedTasks.append(taskId)
         // ReadEvents parked on it answer with no events.

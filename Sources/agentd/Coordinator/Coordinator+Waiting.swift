@@ -72,6 +72,13 @@ extension Coordinator {
         guard lockSlotsByKey[key] == nil, var queue = lockWaiters[key] else { return }
         while let id = queue.popFirst() {
             guard let waiter = waiters[id], case let .lock(request) = waiter.kind else { continue }
+            // A request naming a task that is gone cannot be granted.
+            if let taskId = request.taskId, tasksById[taskId] == nil {
+                lockWaiters[key] = queue
+                resolveWaiter(id)
+                queue = lockWaiters[key] ?? WaiterQueue()
+                continue
+            }
             lockWaiters[key] = queue
             var granted = request
             if granted.boundConnection != 0 { granted.boundConnection = waiter.connection }
@@ -87,11 +94,17 @@ extension Coordinator {
         var keep = WaiterQueue()
         var wake: [UInt64] = []
         while let id = task.eventWaiters.popFirst() {
-            guard let waiter = waiters[id], case let .events(_, node, _, _) = waiter.kind else { continue }
-            if node == nil || node == event.node { wake.append(id) } else { keep.append(id) }
+            guard let waiter = waiters[id], case let .events(_, node, afterSeq, _) = waiter.kind else { continue }
+            if (node == nil || node == event.node) && event.seq > afterSeq { wake.append(id) } else { keep.append(id) }
         }
         task.eventWaiters = keep
         for id in wake { resolveWaiter(id) }
+    }
+
+    /// A connection's parked requests are answered now (null, or the events there are): its
+    /// peer stopped sending, so they leave their queues.
+    func endWaiters(ofConnection connection: UInt64) {
+        for id in waitersByConnection[connection] ?? [] { resolveWaiter(id) }
     }
 
     /// Shutdown: every parked request is answered now (null, or the events it has).

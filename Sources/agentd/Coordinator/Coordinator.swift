@@ -270,6 +270,9 @@ final class Coordinator {
                 lease.deadline = .none
                 task.nodes[Int(index)].lease = lease
                 expireLease(index, in: task, reason: "timeout")
+                // Serve now: a parked acquirer whose own deadline comes later in this same
+                // (late) pass must get the node, not a timeout.
+                serveWaiting()
             case let .lock(slot):
                 guard let lock = lockSlots[Int(slot)] else { continue }
                 touchLock(lock.key)

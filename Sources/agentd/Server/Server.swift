@@ -116,9 +116,12 @@ final class Server: ConnectionDelegate {
     }
 
     func connectionDidReachEOF(_ connection: Connection) {
-        // A client that half-closes after a waiting request still gets its answers.
+        // A peer that stops sending leaves every queue at once; its parked requests are
+        // answered now (null), so a half-closed client still reads every answer.
         if heldAnswers[connection.id] != nil {
             heldAnswers[connection.id]?.closeWhenAnswered = true
+            clock.refresh()
+            coordinator.endWaiters(ofConnection: connection.id)
         } else {
             connection.closeAfterFlush()
         }
