@@ -31,8 +31,7 @@ class PartBTestCase: IntegrationTestCase {
     }
 
     /// Read the next answer on `client` (bounded) and check it answers request `id`.
-    func envelope(_ client: ITLineClient, id: Int, timeout: TimeInterval = 10,
-                  file: StaticString = #filePath, line: UInt = #line) throws -> ITJSON {
+    func envelope(_ client: ITLineClient, id: Int, timeout: TimeInterval = 10) throws -> ITJSON {
         let response = try client.readResponse(timeout: timeout)
         guard response["id"].int == id else {
             throw ITError("expected the answer to request \(id), got \(response)")
