@@ -132,6 +132,9 @@ public final class Connection {
         framer.reset()
         loop.untrack(self)
         delegate?.connectionDidClose(self)
+        // Close callbacks run after this turn's end-of-turn hook: whatever the delegate changed
+        // must not wait for unrelated I/O to be committed and flushed.
+        loop.requestPromptEndOfTurn()
     }
 }
 

@@ -17,7 +17,8 @@ public protocol ConnectionDelegate: AnyObject {
     func connectionDidReachEOF(_ connection: Connection)
 
     /// The connection is closed (by either side, or on error) and its resources are released.
-    /// Called exactly once, from libuv's close callback (never re-entrantly from `close()`).
+    /// Called exactly once, from libuv's close callback (never re-entrantly from `close()`). That
+    /// runs after the end-of-turn hook, so the Reactor brings a prompt next turn for what it changed.
     func connectionDidClose(_ connection: Connection)
 }
 
