@@ -10,18 +10,25 @@ protocol Clock: AnyObject {
     var monotonicMicros: UInt64 { get }
 }
 
-/// The real clock. The server refreshes `wallMs` once per loop turn, so a whole batch of
-/// requests sees one instant and nobody calls clock_gettime per request.
+/// The real clock, read at most once per loop turn: the server marks it stale at the end of each
+/// turn, and the first reading of the next turn asks the system. A whole batch of requests sees
+/// one instant and nobody calls clock_gettime per request.
 final class SystemClock: Clock {
-    private(set) var wallMs: Int64 = 0
+    private var reading: Int64 = 0
+    private var isStale = true
 
-    init() { refresh() }
-
-    func refresh() {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        wallMs = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    var wallMs: Int64 {
+        if isStale {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            reading = Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+            isStale = false
+        }
+        return reading
     }
+
+    /// The next reading asks the system again.
+    func markStale() { isStale = true }
 
     var monotonicMicros: UInt64 {
         var ts = timespec()
