@@ -80,9 +80,8 @@ extension Coordinator {
                 continue
             }
             lockWaiters[key] = queue
-            var granted = request
-            if granted.boundConnection != 0 { granted.boundConnection = waiter.connection }
-            let slot = grantLock(granted)
+            // request.boundConnection already names the waiter's connection when it asked for that.
+            let slot = grantLock(request)
             resolveWaiter(id, outcome: .lockGranted(slot: slot))
             return
         }
