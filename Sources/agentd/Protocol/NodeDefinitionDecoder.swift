@@ -10,10 +10,10 @@ enum NodeDefinitionDecoder {
                 throw RequestError.invalidParams("invalid type for field `\(field)`: each node must be an object, found \(Params.describe(document.kind(element)))")
             }
             var definition = NodeDefinition()
-            if let id = member(document, element, "id") {
+            if let id = document.presentMember(element, "id") {
                 definition.id = try Params.uuid(document, id, field: "id")
             }
-            if let dependencies = member(document, element, "dependencies") {
+            if let dependencies = document.presentMember(element, "dependencies") {
                 guard document.kind(dependencies) == .array else {
                     throw RequestError.invalidParams("invalid type for field `dependencies`: expected an array, found \(Params.describe(document.kind(dependencies)))")
                 }
@@ -21,11 +21,11 @@ enum NodeDefinitionDecoder {
                     definition.dependencies.append(try Params.uuid(document, dependency, field: "dependencies"))
                 }
             }
-            if let schema = member(document, element, "payload_schema") {
+            if let schema = document.presentMember(element, "payload_schema") {
                 definition.payloadSchema.removeAll()
                 document.appendCompact(schema, to: &definition.payloadSchema)
             }
-            if let maxAttempts = member(document, element, "max_attempts") {
+            if let maxAttempts = document.presentMember(element, "max_attempts") {
                 guard document.kind(maxAttempts) == .number, let value = document.int64(maxAttempts),
                       value >= 1, value <= Int64(Int32.max) else {
                     throw RequestError.invalidParams("field `max_attempts` must be a positive integer")
@@ -37,9 +37,4 @@ enum NodeDefinitionDecoder {
         return definitions
     }
 
-    /// A member that is present and not null.
-    private static func member(_ document: JSONDocument, _ object: Int, _ key: StaticString) -> Int? {
-        guard let index = document.member(object, key), document.kind(index) != .null else { return nil }
-        return index
-    }
 }

@@ -20,10 +20,7 @@ struct Params {
 
     /// The value of `field`, or nil when absent or null.
     func value(_ field: StaticString) -> Int? {
-        guard let object, let index = document.member(object, field), document.kind(index) != .null else {
-            return nil
-        }
-        return index
+        object.flatMap { document.presentMember($0, field) }
     }
 
     private func expected(_ field: StaticString, _ what: String, at index: Int) -> RequestError {
@@ -106,7 +103,7 @@ struct Params {
         return document.raw(index).first == UInt8(ascii: "t")
     }
 
-    /// Any JSON value, kept as compact bytes.
+    /// Any JSON value (null included: a payload may be null), kept as compact bytes.
     func payload(_ field: StaticString) -> [UInt8]? {
         guard let object, let index = document.member(object, field) else { return nil }
         var out: [UInt8] = []
@@ -117,6 +114,14 @@ struct Params {
     func array(_ field: StaticString) throws -> Int? {
         guard let index = value(field) else { return nil }
         guard document.kind(index) == .array else { throw expected(field, "an array", at: index) }
+        return index
+    }
+}
+
+extension JSONDocument {
+    /// A member that is present and not null: how every optional param is read.
+    func presentMember(_ object: Int, _ key: StaticString) -> Int? {
+        guard let index = member(object, key), kind(index) != .null else { return nil }
         return index
     }
 }

@@ -23,8 +23,8 @@ final class RequestHandler {
     /// A request that waits (`wait_ms`): the Coordinator's waiter and the id to answer with.
     struct ParkedRequest {
         var waiter: UInt64
-        /// The request's id, compact, or nil when it had none.
-        var id: [UInt8]?
+        /// The request's id, copied out of the read buffer.
+        var id: EchoedId
     }
 
     /// What a method did with its request.
@@ -42,34 +42,25 @@ final class RequestHandler {
         do {
             try tape.parse(trimmed)
         } catch {
-            Self.appendError(RequestError.parse(error.message), id: nil, to: &out)
+            Self.appendError(RequestError.parse(error.message), id: .none, to: &out)
             return nil
         }
         let document = JSONDocument(tape: tape, input: trimmed)
         guard document.kind(document.root) == .object else {
             Self.appendError(.invalidRequest("invalid type: \(Params.describe(document.kind(document.root))), expected a request object"),
-                             id: nil, to: &out)
+                             id: .none, to: &out)
             return nil
         }
         guard let methodIndex = document.member(document.root, "method") else {
-            Self.appendError(.invalidRequest("missing field `method`"), id: nil, to: &out)
+            Self.appendError(.invalidRequest("missing field `method`"), id: .none, to: &out)
             return nil
         }
         guard document.kind(methodIndex) == .string else {
             Self.appendError(.invalidRequest("invalid type for `method`: \(Params.describe(document.kind(methodIndex))), expected a string"),
-                             id: nil, to: &out)
+                             id: .none, to: &out)
             return nil
         }
-        // A null id is no id, as the original reads it.
-        var id: UnsafeRawBufferPointer? = nil
-        var compactId: [UInt8] = []
-        if let idIndex = document.member(document.root, "id"), document.kind(idIndex) != .null {
-            if document.kind(idIndex) == .object || document.kind(idIndex) == .array {
-                document.appendCompact(idIndex, to: &compactId)
-            } else {
-                id = document.raw(idIndex)
-            }
-        }
+        let id = EchoedId(document)
         let method: Method?
         if !document.stringHasEscapes(methodIndex) {
             method = methods.lookup(document.rawStringContents(methodIndex))
@@ -77,22 +68,12 @@ final class RequestHandler {
             method = methods.lookup(document.string(methodIndex))
         }
 
-        let writeId: (inout [UInt8]) -> Void = { out in
-            if let id { out.append(contentsOf: id) } else { out.append(contentsOf: compactId) }
-        }
-        let hasId = id != nil || !compactId.isEmpty
         guard let method else {
-            Self.appendError(.unknownMethod(document.string(methodIndex)), hasId: hasId, writeId: writeId, to: &out)
+            Self.appendError(.unknownMethod(document.string(methodIndex)), id: id, to: &out)
             return nil
         }
         let start = out.count
-        if hasId {
-            out.appendASCII("{\"id\":")
-            writeId(&out)
-            out.appendASCII(",\"result\":")
-        } else {
-            out.appendASCII("{\"result\":")
-        }
+        Self.appendResultOpening(id: id, to: &out)
         do {
             let params = try Params(document: document, object: document.member(document.root, "params"))
             switch try dispatch(method, params, connection: connection, into: &out) {
@@ -100,36 +81,24 @@ final class RequestHandler {
                 out.appendASCII("}\n")
             case let .parked(waiter):
                 out.removeSubrange(start...)
-                var idBytes: [UInt8]? = nil
-                if hasId {
-                    idBytes = []
-                    writeId(&idBytes!)
-                }
-                return ParkedRequest(waiter: waiter, id: idBytes)
+                return ParkedRequest(waiter: waiter, id: id.owned())
             }
         } catch let error as RequestError {
             out.removeSubrange(start...)
-            Self.appendError(error, hasId: hasId, writeId: writeId, to: &out)
+            Self.appendError(error, id: id, to: &out)
         } catch let refusal as CoordinatorError {
             out.removeSubrange(start...)
-            Self.appendError(RequestError(refusal), hasId: hasId, writeId: writeId, to: &out)
+            Self.appendError(RequestError(refusal), id: id, to: &out)
         } catch {
             out.removeSubrange(start...)
-            Self.appendError(.init(code: .stateRefused, reason: "INTERNAL", message: "\(error)"),
-                             hasId: hasId, writeId: writeId, to: &out)
+            Self.appendError(.init(code: .stateRefused, reason: "INTERNAL", message: "\(error)"), id: id, to: &out)
         }
         return nil
     }
 
     /// The answer of a parked request, from how it ended.
     func appendResolution(_ outcome: WaiterOutcome, of parked: ParkedRequest, to out: inout [UInt8]) {
-        if let id = parked.id {
-            out.appendASCII("{\"id\":")
-            out.append(contentsOf: id)
-            out.appendASCII(",\"result\":")
-        } else {
-            out.appendASCII("{\"result\":")
-        }
+        Self.appendResultOpening(id: parked.id, to: &out)
         switch outcome {
         case let .acquired(ref):
             ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
@@ -152,16 +121,22 @@ final class RequestHandler {
 
     // MARK: - Envelope
 
-    static func appendError(_ error: RequestError, id: UnsafeRawBufferPointer?, to out: inout [UInt8]) {
-        appendError(error, hasId: id != nil, writeId: { out in if let id { out.append(contentsOf: id) } }, to: &out)
+    /// `{"id":ID,"result":` (no id member when the request had none); the result and `}\n` follow.
+    private static func appendResultOpening(id: EchoedId, to out: inout [UInt8]) {
+        if id.isPresent {
+            out.appendASCII("{\"id\":")
+            id.append(to: &out)
+            out.appendASCII(",\"result\":")
+        } else {
+            out.appendASCII("{\"result\":")
+        }
     }
 
-    static func appendError(_ error: RequestError, hasId: Bool, writeId: (inout [UInt8]) -> Void,
-                            to out: inout [UInt8]) {
+    static func appendError(_ error: RequestError, id: EchoedId, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
-        if hasId {
+        if id.isPresent {
             out.appendASCII("\"id\":")
-            writeId(&out)
+            id.append(to: &out)
             out.append(UInt8(ascii: ","))
         }
         out.appendASCII("\"error\":{\"code\":")
@@ -197,7 +172,8 @@ final class RequestHandler {
             appendMetrics(to: &out)
         case .registerTask:
             let goal = try params.requiredString("goal")
-            let context = params.payload("context").flatMap { $0 == Array("null".utf8) ? nil : $0 } ?? Array("{}".utf8)
+            // An explicit null is kept, as the original keeps it; only absence means {}.
+            let context = params.payload("context") ?? Array("{}".utf8)
             let nodes = try NodeDefinitionDecoder.decode(params, field: "initial_nodes")
             let taskId = try coordinator.registerTask(goal: goal, context: context, nodes: nodes)
             out.appendASCII("{\"task_id\":")
@@ -264,7 +240,7 @@ final class RequestHandler {
             request.ttlSecs = try params.nonNegativeInt("ttl_secs")
             request.taskId = try params.uuid("task_id")
             request.nodeId = try params.uuid("node_id")
-            if let metadata = params.payload("metadata"), metadata != Array("null".utf8) { request.metadata = metadata }
+            if let metadata = params.payload("metadata") { request.metadata = metadata }
             if try params.bool("release_on_disconnect") ?? false { request.boundConnection = connection }
             switch try coordinator.acquireLock(request, connection: connection,
                                                waitMs: try params.nonNegativeInt("wait_ms") ?? 0) {

@@ -12,9 +12,6 @@ final class Server: ConnectionDelegate {
     private let handler: RequestHandler
     private let listener: UnixListener
     private let expiryTimer: Timer
-    /// Close callbacks run after the end-of-turn hook; this zero-delay timer brings the next
-    /// turn (and its commit and flush) without waiting for unrelated I/O.
-    private let wakeTimer: Timer
     private var armedDeadlineMs: Int64?
     private var connections: [UInt64: Connection] = [:]
     /// Connections with answers waiting for this turn's commit, by id.
@@ -35,7 +32,6 @@ final class Server: ConnectionDelegate {
         self.handler = handler
         self.listener = listener
         self.expiryTimer = Timer(loop: loop)
-        self.wakeTimer = Timer(loop: loop)
     }
 
     /// Starts serving: accepted connections, the end-of-turn commit, the expiry timer, signals.
@@ -58,7 +54,6 @@ final class Server: ConnectionDelegate {
     }
 
     func connection(_ connection: Connection, didReceiveLine line: UnsafeRawBufferPointer) {
-        clock.refresh()
         let id = connection.id
         if heldAnswers[id] == nil {
             // The common case: nothing parked here, the answer goes straight to the output.
@@ -111,7 +106,7 @@ final class Server: ConnectionDelegate {
     }
 
     func connectionDidReceiveOversizedLine(_ connection: Connection) {
-        RequestHandler.appendError(.tooLarge, id: nil, to: &connection.output)
+        RequestHandler.appendError(.tooLarge, id: .none, to: &connection.output)
         awaitingFlush[connection.id] = connection
     }
 
@@ -120,7 +115,6 @@ final class Server: ConnectionDelegate {
         // answered now (null), so a half-closed client still reads every answer.
         if heldAnswers[connection.id] != nil {
             heldAnswers[connection.id]?.closeWhenAnswered = true
-            clock.refresh()
             coordinator.endWaiters(ofConnection: connection.id)
         } else {
             connection.closeAfterFlush()
@@ -133,11 +127,7 @@ final class Server: ConnectionDelegate {
         if let held = heldAnswers.removeValue(forKey: connection.id) {
             for case let .parked(waiter) in held.slots { parked[waiter] = nil }
         }
-        clock.refresh()
         coordinator.connectionClosed(connection.id)
-        if !coordinator.changes.isEmpty || !awaitingFlush.isEmpty {
-            wakeTimer.start(afterMs: 0) {}
-        }
         if shuttingDown && connections.isEmpty { loop.stop() }
     }
 
@@ -150,6 +140,8 @@ final class Server: ConnectionDelegate {
         }
         awaitingFlush.removeAll(keepingCapacity: true)
         armExpiryTimer()
+        // The next turn (timers, reads, close callbacks) reads the time afresh, once.
+        clock.markStale()
         if shuttingDown && connections.isEmpty { loop.stop() }
     }
 
@@ -172,11 +164,10 @@ final class Server: ConnectionDelegate {
             expiryTimer.stop()
             return
         }
-        clock.refresh()
+        clock.markStale()
         let delay = UInt64(max(0, next - clock.wallMs))
         expiryTimer.start(afterMs: delay) { [unowned self] in
             self.armedDeadlineMs = nil
-            self.clock.refresh()
             self.coordinator.expireDue()
             // The commit and re-arming happen at the end of this loop turn.
         }
@@ -190,7 +181,6 @@ final class Server: ConnectionDelegate {
         shuttingDown = true
         Log.info("shutting down")
         listener.close(removingSocketFile: true)
-        clock.refresh()
         coordinator.endAllWaiters()
         commitOrDie()
         for connection in connections.values {
