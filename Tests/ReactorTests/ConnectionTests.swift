@@ -3,21 +3,7 @@ import Glibc
 import XCTest
 @testable import Reactor
 
-final class ConnectionTests: XCTestCase {
-    private var loop: EventLoop!
-    private var path: String!
-
-    override func setUpWithError() throws {
-        loop = try EventLoop()
-        path = temporarySocketPath()
-    }
-
-    override func tearDown() {
-        loop.close()
-        unlink(path)
-        loop = nil
-    }
-
+final class ConnectionTests: SocketLoopTestCase {
     /// Sends a message one byte per server read (the next byte leaves only after the server has
     /// received the previous one), so a line is split at every byte boundary.
     func testLinesSplitAtEveryByteBoundary() throws {

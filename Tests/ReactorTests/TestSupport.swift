@@ -203,3 +203,20 @@ final class BackgroundThread {
         }
     }
 }
+
+/// A fresh loop and a temporary socket path per test, both cleaned up after it.
+class SocketLoopTestCase: XCTestCase {
+    var loop: EventLoop!
+    var path: String!
+
+    override func setUpWithError() throws {
+        loop = try EventLoop()
+        path = temporarySocketPath()
+    }
+
+    override func tearDown() {
+        loop.close()
+        unlink(path)
+        loop = nil
+    }
+}

@@ -3,21 +3,7 @@ import Glibc
 import XCTest
 @testable import Reactor
 
-final class UnixListenerTests: XCTestCase {
-    private var loop: EventLoop!
-    private var path: String!
-
-    override func setUpWithError() throws {
-        loop = try EventLoop()
-        path = temporarySocketPath()
-    }
-
-    override func tearDown() {
-        loop.close()
-        unlink(path)
-        loop = nil
-    }
-
+final class UnixListenerTests: SocketLoopTestCase {
     private func status(_ path: String) -> stat? {
         var result = stat()
         return lstat(path, &result) == 0 ? result : nil
