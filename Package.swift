@@ -6,6 +6,11 @@ let package = Package(
     products: [
         .executable(name: "agentd", targets: ["agentd"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        // Latency percentiles in the bench only; the daemon depends on nothing but libuv and SQLite.
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(name: "CUV", path: "Sources/CUV", providers: [.apt(["libuv1-dev"])]),
@@ -14,6 +19,11 @@ let package = Package(
         .executableTarget(
             name: "agentd",
             dependencies: ["Reactor", "CSQLite"]
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: ["Reactor", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            path: "bench/Sources"
         ),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "agentdTests", dependencies: ["agentd"]),

@@ -9,6 +9,8 @@ struct Configuration {
     var nodeTimeoutSecs: Int64 = 300
     var contextEventLimit: Int = 50
     var sync: Store.SyncMode = .normal
+    /// AGENTD_TEST_MAX_PAGE_COUNT: caps the database so writes fail (fault tests only).
+    var testMaxPageCount: Int64?
 
     struct Problem: Error, CustomStringConvertible {
         var description: String
@@ -31,6 +33,9 @@ struct Configuration {
         if let socket = env["AGENTD_SOCKET_PATH"] { config.socketPath = expandTilde(socket, userHome: userHome) }
         if let timeout = env["AGENTD_NODE_TIMEOUT_SECS"] {
             config.nodeTimeoutSecs = try nonNegative(timeout, setting: "AGENTD_NODE_TIMEOUT_SECS")
+        }
+        if let pages = env["AGENTD_TEST_MAX_PAGE_COUNT"] {
+            config.testMaxPageCount = try nonNegative(pages, setting: "AGENTD_TEST_MAX_PAGE_COUNT")
         }
         if let limit = env["AGENTD_CONTEXT_EVENT_LIMIT"] {
             config.contextEventLimit = Int(try nonNegative(limit, setting: "AGENTD_CONTEXT_EVENT_LIMIT"))

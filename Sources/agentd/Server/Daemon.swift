@@ -22,7 +22,7 @@ enum Daemon {
                 return 1
             }
             defer { close(databaseLock) }
-            let store = try Store(path: config.databasePath, sync: config.sync)
+            let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
             let clock = SystemClock()
             let coordinator = Coordinator(
                 settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),

@@ -9,7 +9,9 @@ final class Store {
     let db: SQLiteConnection
     private let statements: Statements
 
-    init(path: String, sync: SyncMode) throws {
+    /// `maxPageCount` caps the database file (SQLite's max_page_count): a test-only way to make
+    /// the disk refuse writes, so that the crash-only path can be exercised.
+    init(path: String, sync: SyncMode, maxPageCount: Int64? = nil) throws {
         self.path = path
         db = try SQLiteConnection(path: path)
         // A file that is not SQLite fails here, before anything is written to it.
@@ -24,6 +26,7 @@ final class Store {
         try db.exec("PRAGMA foreign_keys = ON")
         try db.exec("PRAGMA busy_timeout = 5000")
         try Schema.migrate(db)
+        if let maxPageCount { try db.exec("PRAGMA max_page_count = \(maxPageCount)") }
         statements = try Statements(db)
     }
 

@@ -1,0 +1,4 @@
+import Histogram
+import Reactor
+
+print("bench: not yet")
