@@ -135,6 +135,11 @@ final class Server: ConnectionDelegate {
 
     private func endOfTurn() {
         commitOrDie()
+        if store.wantsCheckpoint {
+            store.checkpointStarted()
+            let store = self.store
+            loop.runInBackground({ store.checkpoint() }, then: { store.checkpointFinished() })
+        }
         for connection in awaitingFlush.values where !connection.isClosed {
             connection.flush()
         }

@@ -1,3 +1,5 @@
+import CSQLite
+
 /// The only code that speaks SQL. Opens the database (WAL), migrates it, writes each loop
 /// turn's changes in one transaction, and loads everything back at start.
 final class Store {
@@ -8,6 +10,13 @@ final class Store {
     let path: String
     let db: SQLiteConnection
     private let statements: Statements
+    /// SQLite's automatic checkpoint would stall a commit on the loop thread for milliseconds;
+    /// this second connection checkpoints instead, on a background thread (WAL allows it).
+    private let checkpointer: SQLiteConnection
+    private let checkpointThresholdPages: Int32 = 1000
+    /// Frames in the WAL after the last commit, as SQLite's wal hook reports them.
+    fileprivate(set) var walPages: Int32 = 0
+    private(set) var checkpointRunning = false
 
     /// `maxPageCount` caps the database file (SQLite's max_page_count): a test-only way to make
     /// the disk refuse writes, so that the crash-only path can be exercised.
@@ -28,7 +37,37 @@ final class Store {
         try Schema.migrate(db)
         if let maxPageCount { try db.exec("PRAGMA max_page_count = \(maxPageCount)") }
         statements = try Statements(db)
+        try db.exec("PRAGMA wal_autocheckpoint = 0")
+        // When the WAL restarts after a complete checkpoint, give back what a burst made it grow.
+        try db.exec("PRAGMA journal_size_limit = 67108864")
+        checkpointer = try SQLiteConnection(path: path)
+        try checkpointer.exec("PRAGMA busy_timeout = 5000")
+        // A connection that has not read the file yet does not know it is in WAL mode, and its
+        // checkpoints would do nothing.
+        try checkpointer.exec("PRAGMA journal_mode = WAL")
+        sqlite3_wal_hook(db.handle, recordWALSize, Unmanaged.passUnretained(self).toOpaque())
     }
+
+    // MARK: - Checkpoints off the loop thread
+
+    /// True when the WAL has grown past the threshold and no checkpoint is running.
+    var wantsCheckpoint: Bool { walPages >= checkpointThresholdPages && !checkpointRunning }
+
+    /// Call on the loop thread before handing `checkpoint()` to a background thread.
+    func checkpointStarted() { checkpointRunning = true }
+
+    /// Runs on a background thread and touches only the checkpointer connection. PASSIVE never
+    /// blocks the serving connection's writers; what it cannot copy now, the next one will.
+    func checkpoint() {
+        var logFrames: Int32 = 0, copied: Int32 = 0
+        let rc = sqlite3_wal_checkpoint_v2(checkpointer.handle, nil, SQLITE_CHECKPOINT_PASSIVE, &logFrames, &copied)
+        if rc != SQLITE_OK && rc != SQLITE_BUSY {
+            Log.error("background checkpoint failed: \(checkpointer.lastMessage)")
+        }
+    }
+
+    /// Call on the loop thread once `checkpoint()` has returned.
+    func checkpointFinished() { checkpointRunning = false }
 
     var schemaVersion: Int64 { (try? Schema.currentVersion(db)) ?? 0 }
 
@@ -174,6 +213,13 @@ final class Store {
         s.bind(12, lock.fencingToken)
         try s.run()
     }
+}
+
+/// SQLite calls this after each commit on the serving connection, on the loop thread.
+private let recordWALSize: @convention(c) (UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<CChar>?, Int32) -> Int32 = {
+    context, _, _, pages in
+    Unmanaged<Store>.fromOpaque(context!).takeUnretainedValue().walPages = pages
+    return SQLITE_OK
 }
 
 /// Every statement of the write path, prepared once.
