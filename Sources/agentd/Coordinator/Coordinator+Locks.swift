@@ -6,7 +6,7 @@ struct LockRequest {
     var ttlSecs: Int64?
     var taskId: UUID128?
     var nodeId: UUID128?
-    var metadata: [UInt8] = Array("{}".utf8)
+    var metadata: [UInt8] = JSONPayload.emptyObject
     /// The connection whose close releases the lock (release_on_disconnect), or 0.
     var boundConnection: UInt64 = 0
 }

@@ -50,7 +50,7 @@ extension Coordinator {
                 dependencies.append(ref.index)
                 task.nodes[Int(ref.index)].dependents.append(index)
             }
-            task.nodes[offset].dependencies = dependencies
+            task.nodes[offset].dependencies = IndexList(dependencies)
         }
         for offset in task.nodes.indices {
             let unfinished = task.nodes[offset].dependencies.filter { task.nodes[Int($0)].status != .completed }.count

@@ -181,7 +181,7 @@ extension Coordinator {
                     throw CoordinatorError.invalidDAG("node \(id.string) depends on unknown node \(dependency.string)")
                 }
             }
-            nodes.append(Node(id: id, dependencies: dependencies, payloadSchema: definition.payloadSchema,
+            nodes.append(Node(id: id, dependencies: IndexList(dependencies), payloadSchema: definition.payloadSchema,
                               updatedAtSecs: secs, maxAttempts: definition.maxAttempts))
         }
         if let cycleNode = firstNodeOnCycle(nodes, base: base) {

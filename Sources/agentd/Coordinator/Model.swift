@@ -29,15 +29,26 @@ enum PersistState: UInt8 {
     case inserted   // new this turn; INSERT it (later changes this turn ride along)
 }
 
-/// The lease a RUNNING node is held under.
-struct Lease {
+/// The lease a RUNNING node is held under. A class, so that a node that is not running (nearly
+/// all of them, in a big DAG) pays one pointer for it instead of the whole record.
+final class Lease {
     var id: UUID128
     var owner: String
     var acquiredAtSecs: Int64
     var expiresAtMs: Int64
     var deadline: DeadlineHandle
     /// The connection whose close expires this lease (release_on_disconnect), or 0.
-    var boundConnection: UInt64 = 0
+    var boundConnection: UInt64
+
+    init(id: UUID128, owner: String, acquiredAtSecs: Int64, expiresAtMs: Int64, deadline: DeadlineHandle,
+         boundConnection: UInt64 = 0) {
+        self.id = id
+        self.owner = owner
+        self.acquiredAtSecs = acquiredAtSecs
+        self.expiresAtMs = expiresAtMs
+        self.deadline = deadline
+        self.boundConnection = boundConnection
+    }
 }
 
 /// One node of a task's DAG. Kept in a contiguous array per task; other nodes refer to it by index.
@@ -48,8 +59,8 @@ struct Node {
     var unfinishedDependencies: Int32 = 0
     /// Dependencies that are FAILED or blocked; a PENDING node with any is BLOCKED: it can never run.
     var blockedDependencies: Int32 = 0
-    var dependencies: [Int32] = []
-    var dependents: [Int32] = []
+    var dependencies = IndexList()
+    var dependents = IndexList()
     var payloadSchema: [UInt8]
     /// The result (COMPLETED) or error payload (FAILED), compact JSON.
     var result: [UInt8]? = nil

@@ -3,7 +3,7 @@ struct NodeDefinition {
     var id: UUID128?
     var dependencies: [UUID128] = []
     /// Compact JSON; `{}` when the client gave none.
-    var payloadSchema: [UInt8] = Array("{}".utf8)
+    var payloadSchema: [UInt8] = JSONPayload.emptyObject
     /// 0 = unlimited.
     var maxAttempts: Int32 = 0
 }

@@ -22,8 +22,9 @@ enum NodeDefinitionDecoder {
                 }
             }
             if let schema = document.presentMember(element, "payload_schema") {
-                definition.payloadSchema.removeAll()
-                document.appendCompact(schema, to: &definition.payloadSchema)
+                var compact: [UInt8] = []
+                document.appendCompact(schema, to: &compact)
+                definition.payloadSchema = JSONPayload.shared(compact)
             }
             if let maxAttempts = document.presentMember(element, "max_attempts") {
                 guard document.kind(maxAttempts) == .number, let value = document.int64(maxAttempts),

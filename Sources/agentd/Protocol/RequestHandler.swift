@@ -173,7 +173,7 @@ final class RequestHandler {
         case .registerTask:
             let goal = try params.requiredString("goal")
             // An explicit null is kept, as the original keeps it; only absence means {}.
-            let context = params.payload("context") ?? Array("{}".utf8)
+            let context = params.payload("context") ?? JSONPayload.emptyObject
             let nodes = try NodeDefinitionDecoder.decode(params, field: "initial_nodes")
             let taskId = try coordinator.registerTask(goal: goal, context: context, nodes: nodes)
             out.appendASCII("{\"task_id\":")

@@ -9,7 +9,7 @@ extension Store {
         let taskRows = try db.prepare("SELECT id, goal, context, created_at, cancelled FROM global_tasks ORDER BY rowid")
         while try taskRows.step() {
             guard let id = taskRows.uuid(0) else { continue }
-            let context = try compact(taskRows.bytes(2), tape: &tape) ?? Array("{}".utf8)
+            let context = try compact(taskRows.bytes(2), tape: &tape) ?? JSONPayload.emptyObject
             let created = ISOTime.parse(taskRows.string(3)) ?? 0
             tasks[id] = coordinator.restoreTask(id: id, goal: taskRows.string(1), context: context, createdAtMs: created,
                                                 cancelled: taskRows.int64(4) != 0)
@@ -39,7 +39,7 @@ extension Store {
             }
             let stored = StoredNode(
                 id: id, status: status, dependencies: try uuidArray(nodeRows.bytes(3), tape: &tape),
-                payloadSchema: try compact(nodeRows.bytes(4), tape: &tape) ?? Array("{}".utf8),
+                payloadSchema: try compact(nodeRows.bytes(4), tape: &tape) ?? JSONPayload.emptyObject,
                 result: nodeRows.isNull(5) ? nil : try compact(nodeRows.bytes(5), tape: &tape),
                 lease: lease, updatedAtSecs: nodeRows.int64(10),
                 attempts: Int32(clamping: nodeRows.optionalInt64(12) ?? 0),
@@ -71,7 +71,7 @@ extension Store {
             coordinator.restoreLock(ResourceLock(
                 key: lockRows.string(0), leaseId: leaseId, owner: lockRows.string(2),
                 provider: lockRows.optionalString(3), taskId: lockRows.uuid(4), nodeId: lockRows.uuid(5),
-                metadata: try compact(lockRows.bytes(6), tape: &tape) ?? Array("{}".utf8),
+                metadata: try compact(lockRows.bytes(6), tape: &tape) ?? JSONPayload.emptyObject,
                 acquiredAtSecs: lockRows.int64(7),
                 expiresAtMs: lockRows.optionalInt64(10) ?? lockRows.int64(8) * 1000,
                 updatedAtSecs: lockRows.int64(9), deadline: .none, fencingToken: lockRows.optionalInt64(11) ?? 0))
@@ -90,7 +90,7 @@ extension Store {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         JSONDocument(tape: tape, input: bytes).appendCompact(0, to: &out)
-        return out
+        return JSONPayload.shared(out)
     }
 
     private func uuidArray(_ bytes: UnsafeRawBufferPointer, tape: inout JSONTape) throws -> [UUID128] {
