@@ -228,7 +228,6 @@ extension Coordinator {
     /// Adds validated nodes to a task: dependency counts, dependents, ready queue, rows to insert.
     func append(_ newNodes: [Node], to task: TaskRecord) {
         let first = Int32(task.nodes.count)
-        task.nodes.reserveCapacity(task.nodes.count + newNodes.count)
         var blockedBy: [(Int32, Int32)] = []
         for var node in newNodes {
             let index = Int32(task.nodes.count)
