@@ -15,12 +15,12 @@ struct ChangeSet {
     var dirtyTasks: [Int32] = []
     /// Tasks removed with everything they own.
     var deletedTasks: [UUID128] = []
-    /// The fencing-token counter moved.
-    var fencingCounterMoved = false
+    /// The fencing-token reservation moved to a new block.
+    var fencingReservationMoved = false
 
     var isEmpty: Bool {
         newTasks.isEmpty && newNodes.isEmpty && dirtyNodes.isEmpty && newEvents.isEmpty && dirtyLocks.isEmpty
-            && dirtyTasks.isEmpty && deletedTasks.isEmpty && !fencingCounterMoved
+            && dirtyTasks.isEmpty && deletedTasks.isEmpty && !fencingReservationMoved
     }
 
     mutating func removeAll() {
@@ -31,6 +31,6 @@ struct ChangeSet {
         dirtyLocks.removeAll(keepingCapacity: true)
         dirtyTasks.removeAll(keepingCapacity: true)
         deletedTasks.removeAll(keepingCapacity: true)
-        fencingCounterMoved = false
+        fencingReservationMoved = false
     }
 }

@@ -46,7 +46,11 @@ extension Coordinator {
         let expiresAt = now + max(request.ttlSecs ?? defaultLockTTLSecs, 1) * 1000
         touchLock(request.key)
         fencingCounter += 1
-        changes.fencingCounterMoved = true
+        if fencingCounter > fencingReserved {
+            // Written in the same transaction as this grant, so no token outruns the disk.
+            fencingReserved = fencingCounter + Coordinator.fencingReservationBlock - 1
+            changes.fencingReservationMoved = true
+        }
         let slot = insertLock(ResourceLock(
             key: request.key, leaseId: ids.next(), owner: request.owner, provider: request.provider,
             taskId: request.taskId, nodeId: request.nodeId, metadata: request.metadata,

@@ -39,8 +39,12 @@ final class Coordinator {
     /// Parked AcquireResourceLock requests per key, and how many of them are still waiting.
     var lockWaiters: [String: WaiterQueue] = [:]
     var lockWaiterCounts: [String: Int] = [:]
-    /// The last fencing token handed out; persisted, so tokens rise across restarts.
+    /// The last fencing token handed out.
     var fencingCounter: Int64 = 0
+    /// Tokens up to this one may have been handed out: it is what is persisted, a block ahead,
+    /// so that tokens rise across restarts without a row written on every grant.
+    var fencingReserved: Int64 = 0
+    static let fencingReservationBlock: Int64 = 1024
 
     var waiters: [UInt64: Waiter] = [:]
     var nextWaiterId: UInt64 = 1

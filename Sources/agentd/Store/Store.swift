@@ -134,10 +134,10 @@ final class Store {
             s.bind(2, uuid: task.id)
             try s.run()
         }
-        if changes.fencingCounterMoved {
+        if changes.fencingReservationMoved {
             let s = statements.saveCounter
             s.bind(1, text: "fencing_token")
-            s.bind(2, coordinator.fencingCounter)
+            s.bind(2, coordinator.fencingReserved)
             try s.run()
         }
         for (key, wasOnDisk) in changes.dirtyLocks {

@@ -264,15 +264,13 @@ final class CoordinatorPartBLockWaiterTests: XCTestCase {
         let (c, _) = makeCoordinator()
         let log = PartBResolutions(c)
         let a = c.lock(slot: try c.acquireLock(LockRequest(key: "a", ttlSecs: 60))!)!
-        XCTAssertTrue(c.changes.fencingCounterMoved)
+        XCTAssertTrue(c.changes.fencingReservationMoved, "the first grant reserves a block")
+        XCTAssertEqual(c.fencingReserved, Coordinator.fencingReservationBlock)
         c.changes.removeAll()
         let b = c.lock(slot: try c.acquireLock(LockRequest(key: "b", ttlSecs: 60))!)!
-        XCTAssertTrue(c.changes.fencingCounterMoved)
+        XCTAssertFalse(c.changes.fencingReservationMoved, "inside the block nothing is written")
         let w = try c.mustParkLock(LockRequest(key: "a", ttlSecs: 60), connection: 1)
-        c.changes.removeAll()
-        XCTAssertFalse(c.changes.fencingCounterMoved)
         try c.releaseLock(key: "a", lease: a.leaseId)
-        XCTAssertTrue(c.changes.fencingCounterMoved, "a grant to a waiter moves the counter too")
         let handedOn = c.lock(slot: try XCTUnwrap(log.outcome(of: w)?.grantedLockSlot))!
         try c.releaseLock(key: "b", lease: b.leaseId)
         let again = c.lock(slot: try c.acquireLock(LockRequest(key: "b", ttlSecs: 60))!)!
@@ -287,7 +285,21 @@ final class CoordinatorPartBLockWaiterTests: XCTestCase {
         c.changes.removeAll()
         XCTAssertEqual(try c.acquireLock(LockRequest(key: "a"), connection: 1, waitMs: 0), .held)
         _ = try c.mustParkLock(LockRequest(key: "a"), connection: 1)
-        XCTAssertFalse(c.changes.fencingCounterMoved)
+        XCTAssertFalse(c.changes.fencingReservationMoved)
         XCTAssertEqual(c.fencingCounter, 1)
+    }
+
+    func testTheReservationMovesWhenABlockIsUsedUp() throws {
+        let (c, _) = makeCoordinator()
+        for _ in 0..<Coordinator.fencingReservationBlock {
+            let lock = c.lock(slot: try c.acquireLock(LockRequest(key: "k"))!)!
+            try c.releaseLock(key: "k", lease: lock.leaseId)
+        }
+        c.changes.removeAll()
+        XCTAssertEqual(c.fencingCounter, c.fencingReserved)
+        let next = c.lock(slot: try c.acquireLock(LockRequest(key: "k"))!)!
+        XCTAssertEqual(next.fencingToken, Coordinator.fencingReservationBlock + 1)
+        XCTAssertTrue(c.changes.fencingReservationMoved)
+        XCTAssertEqual(c.fencingReserved, 2 * Coordinator.fencingReservationBlock)
     }
 }
