@@ -21,6 +21,7 @@ final class Store {
     /// `maxPageCount` caps the database file (SQLite's max_page_count): a test-only way to make
     /// the disk refuse writes, so that the crash-only path can be exercised.
     init(path: String, sync: SyncMode, maxPageCount: Int64? = nil) throws {
+        Store.configureSQLiteOnce
         self.path = path
         db = try SQLiteConnection(path: path)
         // A file that is not SQLite fails here, before anything is written to it.
@@ -47,6 +48,11 @@ final class Store {
         try checkpointer.exec("PRAGMA journal_mode = WAL")
         sqlite3_wal_hook(db.handle, recordWALSize, Unmanaged.passUnretained(self).toOpaque())
     }
+
+    /// Process-wide settings, before the first connection opens (SQLite refuses them later).
+    private static let configureSQLiteOnce: Void = {
+        _ = agentd_sqlite3_disable_memstatus()
+    }()
 
     // MARK: - Checkpoints off the loop thread
 
