@@ -69,7 +69,8 @@ extension Coordinator {
 
     /// A freed key goes to its oldest parked acquirer that is still waiting.
     func grantToNextLockWaiter(_ key: String) {
-        guard lockSlotsByKey[key] == nil, var queue = lockWaiters[key] else { return }
+        // The common case, nobody waiting anywhere, costs no hashing of the key.
+        guard !lockWaiters.isEmpty, lockSlotsByKey[key] == nil, var queue = lockWaiters[key] else { return }
         while let id = queue.popFirst() {
             guard let waiter = waiters[id], case let .lock(request) = waiter.kind else { continue }
             // A request naming a task that is gone cannot be granted.

@@ -102,7 +102,9 @@ final class Coordinator {
         sortedLockKeys.keys(withPrefix: prefix).compactMap { lock(key: $0) }
     }
 
-    func waiterCount(forLock key: String) -> Int { lockWaiterCounts[key] ?? 0 }
+    func waiterCount(forLock key: String) -> Int {
+        lockWaiterCounts.isEmpty ? 0 : lockWaiterCounts[key] ?? 0
+    }
 
     // MARK: - Bookkeeping shared by the operations
 

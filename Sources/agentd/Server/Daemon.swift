@@ -5,6 +5,7 @@ import Reactor
 enum Daemon {
     static func run(_ config: Configuration) -> Int32 {
         umask(0o077)
+        raiseDescriptorLimit()
         if !ensureDirectory(config.home) { return 1 }
         for file in [config.socketPath, config.databasePath] {
             let directory = parentDirectory(of: file)
@@ -48,6 +49,17 @@ enum Daemon {
         } catch {
             Log.error("cannot start: \(error)")
             return 1
+        }
+    }
+
+    /// Each agent holds a connection: a swarm of a thousand must not meet the default soft limit
+    /// of 1,024 descriptors. Raise it to the hard limit where the system allows.
+    private static func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = min(limit.rlim_max, 1 << 20)
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            Log.info("could not raise the descriptor limit: \(String(cString: strerror(errno)))")
         }
     }
 
