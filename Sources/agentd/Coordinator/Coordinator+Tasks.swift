@@ -2,7 +2,7 @@ extension Coordinator {
     /// RegisterTask: a new task with its initial DAG, validated as a whole before anything changes.
     func registerTask(goal: String, context: [UInt8], nodes definitions: [NodeDefinition]) throws -> UUID128 {
         expireDue()
-        let taskId = ids.next()
+        let taskId = ids.nextOrdered(unixMs: nowMs)
         let task = TaskRecord(id: taskId, slot: nextTaskSlot, goal: goal, context: context, createdAtMs: nowMs)
         let newNodes = try validatedNodes(definitions, joining: task)
         addTask(task)
@@ -154,7 +154,7 @@ extension Coordinator {
         var nodeIds: [UUID128] = []
         nodeIds.reserveCapacity(definitions.count)
         for definition in definitions {
-            let id = definition.id ?? ids.next()
+            let id = definition.id ?? ids.nextOrdered(unixMs: nowMs)
             if nodeRefs[id] != nil || batchIndex[id] != nil {
                 throw CoordinatorError.invalidDAG("duplicate node id: \(id.string)")
             }

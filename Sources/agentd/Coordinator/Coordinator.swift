@@ -203,7 +203,7 @@ final class Coordinator {
 
     @discardableResult
     func appendEvent(to task: TaskRecord, node: Int32, actionType: String, payload: [UInt8]) -> UUID128 {
-        let event = JournalEvent(id: ids.next(), seq: Int64(task.events.count) + 1, node: node,
+        let event = JournalEvent(id: ids.nextOrdered(unixMs: nowMs), seq: Int64(task.events.count) + 1, node: node,
                                  actionType: actionType, payload: payload, timestampMs: nowMs)
         task.events.append(event)
         task.nodes[Int(node)].events.append(Int32(task.events.count - 1))

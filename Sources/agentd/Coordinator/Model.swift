@@ -85,6 +85,9 @@ struct JournalEvent {
     var actionType: String
     var payload: [UInt8]
     var timestampMs: Int64
+    /// The event as an answer carries it, kept only while it is among the task's last events:
+    /// every acquire of the task sends those again.
+    var json: [UInt8] = []
 }
 
 /// Where a task stands as a whole (Part B's `task.status`).
@@ -116,6 +119,8 @@ final class TaskRecord {
     var nodes: [Node] = []
     var ready = ReadyQueue()
     var events: [JournalEvent] = []
+    /// Events before this position carry no cached `json`.
+    var eventJSONCachedFrom = 0
     /// Node count per NodeStatus.rawValue.
     var counts: [Int] = [0, 0, 0, 0]
     /// PENDING nodes that can never run (a subset of counts[pending]).

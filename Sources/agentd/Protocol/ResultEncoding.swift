@@ -167,12 +167,25 @@ enum ResultEncoding {
         out.appendASCII("],\"event_journal_limit\":")
         out.appendJSONInt(Int64(eventLimit))
         out.appendASCII(",\"event_journal\":[")
-        let first = max(0, task.events.count - eventLimit)
+        appendRecentEvents(of: task, limit: eventLimit, to: &out)
+        out.appendASCII("]}}")
+    }
+
+    /// The task's last `limit` events, oldest first. Each acquire of a task sends them again, so
+    /// their JSON is kept from one acquire to the next and dropped once an event leaves the window.
+    static func appendRecentEvents(of task: TaskRecord, limit: Int, to out: inout [UInt8]) {
+        let first = max(0, task.events.count - limit)
+        for position in task.eventJSONCachedFrom..<first { task.events[position].json = [] }
+        task.eventJSONCachedFrom = max(task.eventJSONCachedFrom, first)
         for position in first..<task.events.count {
             if position > first { out.append(UInt8(ascii: ",")) }
-            event(task.events[position], of: task, to: &out)
+            if task.events[position].json.isEmpty {
+                var json: [UInt8] = []
+                event(task.events[position], of: task, to: &json)
+                task.events[position].json = json
+            }
+            out.append(contentsOf: task.events[position].json)
         }
-        out.appendASCII("]}}")
     }
 
     /// TaskStatus: `{task (with status), counts (present statuses only, sorted), nodes in registration order}`.

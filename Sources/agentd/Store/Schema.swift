@@ -87,6 +87,18 @@ enum Schema {
         Migration(version: 4, name: "task_cancellation", statements: [
             "ALTER TABLE global_tasks ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0",
         ]),
+        // The original answered requests by querying these indexes; agentd answers from memory
+        // and reads the tables only whole, at start. Kept, they made every node update and lock
+        // change rewrite three or four index entries (a HeartbeatNode moves a node in two of
+        // them). The constraints (primary keys, UNIQUE(task_id, id)) stay.
+        Migration(version: 5, name: "drop_query_indexes", statements: [
+            "DROP INDEX IF EXISTS idx_dag_nodes_task_status",
+            "DROP INDEX IF EXISTS idx_dag_nodes_running_timeout",
+            "DROP INDEX IF EXISTS idx_dag_nodes_lease_timeout",
+            "DROP INDEX IF EXISTS idx_event_journal_task_node",
+            "DROP INDEX IF EXISTS idx_resource_locks_expiry",
+            "DROP INDEX IF EXISTS idx_resource_locks_owner",
+        ]),
     ]
 
     static var latestVersion: Int64 { migrations.last!.version }

@@ -97,3 +97,20 @@ final class UUIDTests: XCTestCase {
         XCTAssertNotEqual(system1.next(), system2.next())
     }
 }
+
+final class OrderedUUIDTests: XCTestCase {
+    func testOrderedIdsAreVersion4AndRiseWithinAndAcrossMilliseconds() {
+        var generator = UUIDGenerator(seed: 7)
+        var previous = generator.nextOrdered(unixMs: 1_700_000_000_000)
+        for step in 0..<10_000 {
+            // Many ids in one millisecond, then time moves (and once goes back).
+            let ms: Int64 = step < 5_000 ? 1_700_000_000_000 : (step == 7_000 ? 1_600_000_000_000 : 1_700_000_000_001)
+            let id = generator.nextOrdered(unixMs: ms)
+            XCTAssertLessThan(previous, id, "step \(step)")
+            XCTAssertEqual((id.hi >> 12) & 0xF, 4, "version")
+            XCTAssertEqual(id.lo >> 62, 0b10, "variant")
+            previous = id
+        }
+        XCTAssertEqual(previous.hi >> 16, 1_700_000_000_002, "sequence overflow borrows the next millisecond")
+    }
+}
