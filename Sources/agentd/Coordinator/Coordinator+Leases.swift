@@ -42,7 +42,7 @@ extension Coordinator {
     /// PENDING -> RUNNING under a new lease with its deadline.
     func lease(_ index: Int32, in task: TaskRecord, owner: String, ttlSecs: Int64, boundConnection: UInt64) {
         let now = nowMs
-        let expiresAt = now + ttlSecs * 1000
+        let expiresAt = instant(afterSecs: ttlSecs, from: now)
         let deadline = deadlines.schedule(expiresAt, for: .nodeLease(task: task.slot, node: index))
         setStatus(.running, of: index, in: task)
         task.nodes[Int(index)].lease = Lease(id: ids.next(), owner: owner, acquiredAtSecs: now / 1000,
@@ -66,7 +66,7 @@ extension Coordinator {
             throw CoordinatorError.nodeNotRunning(nodeId, task: taskId)
         }
         let now = nowMs
-        let expiresAt = now + (leaseTTLSecs ?? settings.nodeTimeoutSecs) * 1000
+        let expiresAt = instant(afterSecs: leaseTTLSecs ?? settings.nodeTimeoutSecs, from: now)
         deadlines.move(lease.deadline, to: expiresAt)
         task.nodes[Int(index)].lease!.expiresAtMs = expiresAt
         task.nodes[Int(index)].lease!.acquiredAtSecs = now / 1000

@@ -43,7 +43,7 @@ extension Coordinator {
     /// Creates the lock for a request whose key is free, with the next fencing token.
     func grantLock(_ request: LockRequest) -> Int32 {
         let now = nowMs
-        let expiresAt = now + max(request.ttlSecs ?? defaultLockTTLSecs, 1) * 1000
+        let expiresAt = instant(afterSecs: max(request.ttlSecs ?? defaultLockTTLSecs, 1), from: now)
         touchLock(request.key)
         fencingCounter += 1
         if fencingCounter > fencingReserved {
@@ -69,7 +69,7 @@ extension Coordinator {
             throw CoordinatorError.lockNeedsActiveLease(key)
         }
         let now = nowMs
-        let expiresAt = now + max(ttlSecs ?? defaultLockTTLSecs, 1) * 1000
+        let expiresAt = instant(afterSecs: max(ttlSecs ?? defaultLockTTLSecs, 1), from: now)
         touchLock(key)
         deadlines.move(lock.deadline, to: expiresAt)
         updateLock(slot: slot) {

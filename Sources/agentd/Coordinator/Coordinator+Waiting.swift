@@ -5,7 +5,7 @@ extension Coordinator {
     func park(_ kind: Waiter.Kind, connection: UInt64, waitMs: Int64) -> UInt64 {
         let id = nextWaiterId
         nextWaiterId += 1
-        let deadline = deadlines.schedule(nowMs + waitMs, for: .waiter(id: id))
+        let deadline = deadlines.schedule(instant(afterMs: waitMs, from: nowMs), for: .waiter(id: id))
         waiters[id] = Waiter(id: id, connection: connection, kind: kind, deadline: deadline)
         waitersByConnection[connection, default: []].append(id)
         switch kind {

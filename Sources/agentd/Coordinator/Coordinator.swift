@@ -71,6 +71,19 @@ final class Coordinator {
     /// The earliest instant at which something expires, for the one timer the server arms.
     var nextDeadlineMs: Int64? { deadlines.earliest }
 
+    /// The longest duration a deadline may lie ahead: ten years. The protocol refuses longer
+    /// ones; the Coordinator clamps too, so that no caller can overflow a deadline.
+    static let maxDurationMs: Int64 = 10 * 365 * 86_400 * 1000
+
+    /// `now` plus a duration, clamped to the longest one.
+    func instant(afterMs duration: Int64, from now: Int64) -> Int64 {
+        now + min(max(duration, 0), Coordinator.maxDurationMs)
+    }
+
+    func instant(afterSecs duration: Int64, from now: Int64) -> Int64 {
+        instant(afterMs: duration > Coordinator.maxDurationMs / 1000 ? Coordinator.maxDurationMs : duration * 1000, from: now)
+    }
+
     // MARK: - Lookups
 
     func task(_ id: UUID128) throws -> TaskRecord {

@@ -88,6 +88,28 @@ struct Params {
         return value
     }
 
+    /// The longest lease, lock TTL or wait anyone may ask for (ten years): longer is refused
+    /// with a clear error rather than clamped by the Coordinator without a word.
+    static let maxDurationSecs: Int64 = Coordinator.maxDurationMs / 1000
+
+    /// A duration in whole seconds (ttl_secs, lease_ttl_secs).
+    func seconds(_ field: StaticString) throws -> Int64? {
+        try bounded(field, max: Params.maxDurationSecs, unit: "seconds")
+    }
+
+    /// A duration in milliseconds (wait_ms).
+    func milliseconds(_ field: StaticString) throws -> Int64? {
+        try bounded(field, max: Params.maxDurationSecs * 1000, unit: "milliseconds")
+    }
+
+    private func bounded(_ field: StaticString, max: Int64, unit: String) throws -> Int64? {
+        guard let value = try nonNegativeInt(field) else { return nil }
+        guard value <= max else {
+            throw RequestError.invalidParams("field `\(field)` must be at most \(max) \(unit) (ten years)")
+        }
+        return value
+    }
+
     /// A page size: 1...1000, `fallback` when absent.
     func limit(_ field: StaticString, default fallback: Int) throws -> Int {
         guard let value = try nonNegativeInt(field) else { return fallback }

@@ -183,9 +183,9 @@ final class RequestHandler {
             let taskId = try params.requiredUUID("task_id")
             let owner = try params.string("lease_owner") ?? "anonymous"
             let outcome = try coordinator.acquireNextNode(
-                task: taskId, owner: owner, leaseTTLSecs: try params.nonNegativeInt("lease_ttl_secs"),
+                task: taskId, owner: owner, leaseTTLSecs: try params.seconds("lease_ttl_secs"),
                 releaseOnDisconnect: try params.bool("release_on_disconnect") ?? false,
-                connection: connection, waitMs: try params.nonNegativeInt("wait_ms") ?? 0)
+                connection: connection, waitMs: try params.milliseconds("wait_ms") ?? 0)
             switch outcome {
             case let .node(ref):
                 ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
@@ -211,7 +211,7 @@ final class RequestHandler {
             let nodeId = try params.requiredUUID("node_id")
             let leaseId = try params.requiredUUID("lease_id")
             try coordinator.heartbeatNode(task: taskId, node: nodeId, lease: leaseId,
-                                          leaseTTLSecs: try params.nonNegativeInt("lease_ttl_secs"))
+                                          leaseTTLSecs: try params.seconds("lease_ttl_secs"))
             out.appendASCII("{\"ok\":true}")
         case .completeNode:
             let taskId = try params.requiredUUID("task_id")
@@ -237,13 +237,13 @@ final class RequestHandler {
             var request = LockRequest(key: try params.requiredString("resource_key"))
             request.owner = try params.string("owner") ?? "anonymous"
             request.provider = try params.string("provider")
-            request.ttlSecs = try params.nonNegativeInt("ttl_secs")
+            request.ttlSecs = try params.seconds("ttl_secs")
             request.taskId = try params.uuid("task_id")
             request.nodeId = try params.uuid("node_id")
             if let metadata = params.payload("metadata") { request.metadata = metadata }
             if try params.bool("release_on_disconnect") ?? false { request.boundConnection = connection }
             switch try coordinator.acquireLock(request, connection: connection,
-                                               waitMs: try params.nonNegativeInt("wait_ms") ?? 0) {
+                                               waitMs: try params.milliseconds("wait_ms") ?? 0) {
             case let .granted(slot):
                 appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
             case .held:
@@ -254,7 +254,7 @@ final class RequestHandler {
         case .heartbeatResourceLock:
             let key = try params.requiredString("resource_key")
             let leaseId = try params.requiredUUID("lease_id")
-            let ttl = try params.nonNegativeInt("ttl_secs")
+            let ttl = try params.seconds("ttl_secs")
             try coordinator.heartbeatLock(key: key, lease: leaseId, ttlSecs: ttl)
             out.appendASCII("{\"ok\":true}")
         case .releaseResourceLock:
@@ -316,7 +316,7 @@ final class RequestHandler {
             let limit = try params.limit("limit", default: 100)
             switch try coordinator.readEvents(task: try params.requiredUUID("task_id"), node: try params.uuid("node_id"),
                                               afterSeq: afterSeq, limit: limit, connection: connection,
-                                              waitMs: try params.nonNegativeInt("wait_ms") ?? 0) {
+                                              waitMs: try params.milliseconds("wait_ms") ?? 0) {
             case let .ready(task, node):
                 appendEvents(coordinator.task(slot: task)!, node: node, afterSeq: afterSeq, limit: limit, to: &out)
             case let .parked(waiter):

@@ -28,7 +28,11 @@ enum Daemon {
             let coordinator = Coordinator(
                 settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),
                 clock: clock)
-            try store.load(into: coordinator)
+            do {
+                try store.load(into: coordinator)
+            } catch {
+                throw SQLiteError(code: 0, message: "\(config.databasePath) is not a usable SQLite database: \(error)")
+            }
             let handler = RequestHandler(
                 coordinator: coordinator,
                 storeFacts: .init(schemaVersion: store.schemaVersion, latestSchemaVersion: Schema.latestVersion))

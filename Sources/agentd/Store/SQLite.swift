@@ -46,6 +46,13 @@ final class SQLiteConnection {
         return Statement(handle: statement, connection: self)
     }
 
+    /// The single text a query answers (or nil when it answers no row or NULL).
+    func text(_ sql: String) throws -> String? {
+        let statement = try prepare(sql)
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return statement.string(0)
+    }
+
     /// The single integer a query answers (or nil when it answers no row or NULL).
     func scalar(_ sql: String) throws -> Int64? {
         let statement = try prepare(sql)

@@ -25,9 +25,12 @@ final class Store {
         Store.configureSQLiteOnce
         self.path = path
         db = try SQLiteConnection(path: path)
-        // A file that is not SQLite fails here, before anything is written to it.
+        _ = agentd_sqlite3_no_checkpoint_on_close(db.handle)
+        // Nothing may be written to a file that turns out not to be a sound database: check it
+        // before the first write (switching a rollback-journal file to WAL rewrites its header,
+        // and a migration writes too).
         do {
-            _ = try db.scalar("SELECT COUNT(*) FROM sqlite_master")
+            try Store.checkBeforeWriting(db)
         } catch {
             throw SQLiteError(code: (error as? SQLiteError)?.code ?? 0,
                               message: "\(path) is not a usable SQLite database: \(error)")
@@ -48,6 +51,25 @@ final class Store {
         // checkpoints would do nothing.
         try checkpointer.exec("PRAGMA journal_mode = WAL")
         sqlite3_wal_hook(db.handle, recordWALSize, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// Reading the schema finds a file that is not SQLite at all. A database that agentd is
+    /// about to change before it reads it whole (one not yet in WAL mode, or one with
+    /// migrations to apply) is checked page by page first; one already current is read whole by
+    /// the load, which finds damaged rows before anything is written.
+    private static func checkBeforeWriting(_ db: SQLiteConnection) throws {
+        _ = try db.scalar("SELECT COUNT(*) FROM sqlite_master")
+        let pages = try db.scalar("PRAGMA page_count") ?? 0
+        guard pages > 0 else { return }   // a new, empty file
+        let journalMode = try db.text("PRAGMA journal_mode") ?? ""
+        let current = (try? Schema.currentVersion(db)) ?? 0
+        guard journalMode.lowercased() != "wal" || current < Schema.latestVersion else { return }
+        let statement = try db.prepare("PRAGMA quick_check(4)")
+        var findings: [String] = []
+        while try statement.step() { findings.append(statement.string(0)) }
+        guard findings == ["ok"] else {
+            throw SQLiteError(code: 11, message: "the file is corrupt (integrity check: \(findings.joined(separator: "; ")))")
+        }
     }
 
     /// Process-wide settings, before the first connection opens (SQLite refuses them later).
