@@ -18,32 +18,14 @@ enum Daemon {
             // Connections wait in the backlog until the loop runs, by then the server exists.
             var server: Server?
             let listener = try UnixListener(loop: loop, path: config.socketPath) { server?.accept($0) }
-            guard let databaseLock = claimDatabase(config.databasePath) else {
-                listener.close(removingSocketFile: true)
-                return 1
-            }
-            defer { close(databaseLock) }
-            let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
-            let clock = SystemClock()
-            let coordinator = Coordinator(
-                settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),
-                clock: clock)
+            // From here on the socket is ours: whatever stops the start removes it, so that a
+            // client finds no socket rather than one nobody answers on.
             do {
-                try store.load(into: coordinator)
+                return try serve(config, loop: loop, listener: listener) { server = $0 }
             } catch {
-                throw SQLiteError(code: 0, message: "\(config.databasePath) is not a usable SQLite database: \(error)")
+                listener.close(removingSocketFile: true)
+                throw error
             }
-            let handler = RequestHandler(
-                coordinator: coordinator,
-                storeFacts: .init(schemaVersion: store.schemaVersion, latestSchemaVersion: Schema.latestVersion))
-            let running = Server(loop: loop, clock: clock, coordinator: coordinator, store: store,
-                                 handler: handler, listener: listener)
-            server = running
-            running.start()
-            Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(config.sync.rawValue))")
-            loop.run()
-            Log.info("stopped")
-            return 0
         } catch ReactorError.liveDaemonAtPath(let path) {
             Log.error("another agentd is already serving \(path); leaving it alone")
             return 1
@@ -54,6 +36,34 @@ enum Daemon {
             Log.error("cannot start: \(error)")
             return 1
         }
+    }
+
+    /// Opens and loads the database, then serves on the claimed socket until a signal.
+    private static func serve(_ config: Configuration, loop: EventLoop, listener: UnixListener,
+                              publish: (Server) -> Void) throws -> Int32 {
+        let databaseLock = try claimDatabase(config.databasePath)
+        defer { close(databaseLock) }
+        let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
+        let clock = SystemClock()
+        let coordinator = Coordinator(
+            settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),
+            clock: clock)
+        do {
+            try store.load(into: coordinator)
+        } catch {
+            throw StartError(description: "\(config.databasePath) is not a usable SQLite database: \(error)")
+        }
+        let handler = RequestHandler(
+            coordinator: coordinator,
+            storeFacts: .init(schemaVersion: store.schemaVersion, latestSchemaVersion: Schema.latestVersion))
+        let server = Server(loop: loop, clock: clock, coordinator: coordinator, store: store,
+                            handler: handler, listener: listener)
+        publish(server)
+        server.start()
+        Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(config.sync.rawValue))")
+        loop.run()
+        Log.info("stopped")
+        return 0
     }
 
     /// Each agent holds a connection: a swarm of a thousand must not meet the default soft limit
@@ -69,19 +79,21 @@ enum Daemon {
 
     /// An exclusive advisory lock beside the database, so two daemons (on different sockets)
     /// never share one database: each keeps its state in memory and would overwrite the other.
-    private static func claimDatabase(_ path: String) -> Int32? {
+    private static func claimDatabase(_ path: String) throws -> Int32 {
         let lockPath = path + ".lock"
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            Log.error("cannot open \(lockPath): \(String(cString: strerror(errno)))")
-            return nil
+            throw StartError(description: "cannot open \(lockPath): \(String(cString: strerror(errno)))")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            Log.error("database \(path) is in use by another agentd")
             close(fd)
-            return nil
+            throw StartError(description: "database \(path) is in use by another agentd")
         }
         return fd
+    }
+
+    struct StartError: Error, CustomStringConvertible {
+        var description: String
     }
 
     private static func parentDirectory(of path: String) -> String {
