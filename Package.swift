@@ -3,7 +3,10 @@ import PackageDescription
 
 /// The daemon is single-threaded and its tests run in debug, where exclusivity is still checked;
 /// in release the dynamic checks on every class property access cost about 6% of the hot path.
-let releaseSettings: [SwiftSetting] = [
+/// Only the daemon's own targets carry the flag: SwiftPM refuses a dependency whose targets
+/// have unsafe flags, so the library products (Reactor, AgentdClient) and what they build on
+/// stay without it.
+let daemonSettings: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
@@ -12,6 +15,7 @@ let package = Package(
     products: [
         .executable(name: "agentd", targets: ["agentd"]),
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "AgentdClient", targets: ["AgentdClient"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
@@ -21,19 +25,35 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CUV", path: "Sources/CUV", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
-        .target(name: "Reactor", dependencies: ["CUV"], swiftSettings: releaseSettings),
+
+        // libuv in Swift: loop, listener, line-framed connections, timers, signals. No agents.
+        .target(name: "Reactor", dependencies: ["CUV"]),
+        // Bytes: the JSON scanner and writers, UUIDs, ISO times. Imports nothing of agentd.
+        .target(name: "AgentdBase"),
+        // The Coordinator: the pure state machine (tasks, leases, locks, journal, waiters). No I/O.
+        .target(name: "AgentdCore", dependencies: ["AgentdBase"], swiftSettings: daemonSettings),
+        // The Store: the only code that speaks SQL.
+        .target(name: "AgentdStore", dependencies: ["AgentdCore", "AgentdBase", "CSQLite"],
+                swiftSettings: daemonSettings),
+        // The protocol: request decoding, the method table, result encoding, DescribeInterface.
+        .target(name: "AgentdProtocol", dependencies: ["AgentdCore", "AgentdBase"],
+                swiftSettings: daemonSettings),
+        // The one client of the socket: the CLI, the tests and the bench share it.
+        .target(name: "AgentdClient", dependencies: ["AgentdBase"]),
+        // Start-up, the Server glue and the command line.
         .executableTarget(
             name: "agentd",
-            dependencies: ["Reactor", "CSQLite"],
-            swiftSettings: releaseSettings
+            dependencies: ["Reactor", "AgentdBase", "AgentdCore", "AgentdStore", "AgentdProtocol", "AgentdClient"],
+            swiftSettings: daemonSettings
         ),
         .executableTarget(
             name: "bench",
-            dependencies: ["Reactor", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            dependencies: ["Reactor", "AgentdClient", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "bench/Sources"
         ),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-        .testTarget(name: "agentdTests", dependencies: ["agentd"]),
+        .testTarget(name: "agentdTests", dependencies: ["agentd", "AgentdBase", "AgentdCore", "AgentdStore",
+                                                        "AgentdProtocol", "AgentdClient"]),
     ],
     swiftLanguageModes: [.v5]
 )

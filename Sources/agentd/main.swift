@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 import Glibc
 
 /// agentd: `agentd [serve] [flags]` runs the daemon; `agentd call METHOD [PARAMS_JSON]` is its client.

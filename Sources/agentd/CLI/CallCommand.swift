@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 import Glibc
 
 /// `agentd call METHOD [PARAMS_JSON] [--socket PATH]`: one request, the result printed as

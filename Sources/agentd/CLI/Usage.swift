@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 let usage = """
 agentd: one durable place where AI agents coordinate (task DAGs, leases, locks, a journal).
 

@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 import Glibc
 
 /// Where the daemon keeps its files and how it behaves, read as the original reads it:

@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 import Glibc
 import Reactor
 
@@ -44,6 +48,7 @@ enum Daemon {
         let databaseLock = try claimDatabase(config.databasePath)
         defer { close(databaseLock) }
         let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
+        store.reportError = { Log.error($0) }
         let clock = SystemClock()
         let coordinator = Coordinator(
             settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),

@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 import Glibc
 
 /// One line per event on stderr, with a UTC timestamp: enough for a daemon run by a supervisor.

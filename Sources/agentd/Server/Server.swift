@@ -1,3 +1,7 @@
+import AgentdBase
+import AgentdCore
+import AgentdStore
+import AgentdProtocol
 import Glibc
 import Reactor
 

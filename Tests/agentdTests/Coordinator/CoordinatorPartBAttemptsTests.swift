@@ -1,4 +1,8 @@
 import XCTest
+@testable import AgentdBase
+@testable import AgentdCore
+@testable import AgentdStore
+@testable import AgentdProtocol
 @testable import agentd
 
 /// Part B: max_attempts, LEASE_EXPIRED, BLOCKED nodes, RetryNode and FailNode.

@@ -1,4 +1,8 @@
 import XCTest
+@testable import AgentdBase
+@testable import AgentdCore
+@testable import AgentdStore
+@testable import AgentdProtocol
 @testable import agentd
 
 /// A sanity micro-benchmark, not an assertion: prints ns per request for a typical

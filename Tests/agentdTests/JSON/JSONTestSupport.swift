@@ -1,4 +1,8 @@
 import XCTest
+@testable import AgentdBase
+@testable import AgentdCore
+@testable import AgentdStore
+@testable import AgentdProtocol
 @testable import agentd
 
 /// Parses `json` and hands the document to `body` while the bytes are alive.

@@ -1,0 +1,82 @@
+import AgentdBase
+import AgentdCore
+/// Every method the daemon answers to. Each also answers to its snake_case name.
+package enum Method: CaseIterable {
+    case describeInterface, health, metrics
+    case registerTask, acquireNextNode, commitEvent, heartbeatNode, completeNode, failNode, taskStatus
+    case acquireResourceLock, heartbeatResourceLock, releaseResourceLock, listResourceLocks
+    case addNodes, retryNode, cancelTask, listTasks, deleteTask, readEvents
+
+    /// The canonical name, as DescribeInterface lists it.
+    package var name: String {
+        switch self {
+        case .describeInterface: return "DescribeInterface"
+        case .health: return "Health"
+        case .metrics: return "Metrics"
+        case .registerTask: return "RegisterTask"
+        case .acquireNextNode: return "AcquireNextNode"
+        case .commitEvent: return "CommitEvent"
+        case .heartbeatNode: return "HeartbeatNode"
+        case .completeNode: return "CompleteNode"
+        case .failNode: return "FailNode"
+        case .taskStatus: return "TaskStatus"
+        case .acquireResourceLock: return "AcquireResourceLock"
+        case .heartbeatResourceLock: return "HeartbeatResourceLock"
+        case .releaseResourceLock: return "ReleaseResourceLock"
+        case .listResourceLocks: return "ListResourceLocks"
+        case .addNodes: return "AddNodes"
+        case .retryNode: return "RetryNode"
+        case .cancelTask: return "CancelTask"
+        case .listTasks: return "ListTasks"
+        case .deleteTask: return "DeleteTask"
+        case .readEvents: return "ReadEvents"
+        }
+    }
+
+    /// Names beyond the canonical one and its snake_case form.
+    package var aliases: [String] {
+        switch self {
+        case .taskStatus: return ["GetTaskStatus", "get_task_status"]
+        default: return []
+        }
+    }
+
+    /// "AcquireNextNode" -> "acquire_next_node".
+    package static func snakeCase(_ name: String) -> String {
+        var out = ""
+        for (offset, character) in name.enumerated() {
+            if character.isUppercase {
+                if offset > 0 { out.append("_") }
+                out.append(contentsOf: character.lowercased())
+            } else {
+                out.append(character)
+            }
+        }
+        return out
+    }
+}
+
+/// Finds a method by the raw bytes of its name without building a String on the hot path.
+package struct MethodTable {
+    private var entries: [(name: [UInt8], method: Method)] = []
+
+    package init() {
+        for method in Method.allCases {
+            for name in [method.name, Method.snakeCase(method.name)] + method.aliases {
+                entries.append((Array(name.utf8), method))
+            }
+        }
+    }
+
+    package func lookup(_ name: UnsafeRawBufferPointer) -> Method? {
+        for entry in entries where entry.name.count == name.count {
+            if entry.name.withUnsafeBytes({ $0.elementsEqual(name) }) { return entry.method }
+        }
+        return nil
+    }
+
+    package func lookup(_ name: String) -> Method? {
+        var copy = name
+        return copy.withUTF8 { lookup(UnsafeRawBufferPointer($0)) }
+    }
+}

@@ -1,0 +1,43 @@
+import AgentdBase
+import AgentdCore
+/// Reads `initial_nodes` (RegisterTask) or `nodes` (AddNodes): an array of
+/// `{id?, dependencies = [], payload_schema = {}, max_attempts?}`.
+package enum NodeDefinitionDecoder {
+    package static func decode(_ params: Params, field: StaticString) throws -> [NodeDefinition] {
+        guard let array = try params.array(field) else { return [] }
+        let document = params.document
+        var definitions: [NodeDefinition] = []
+        for element in document.elements(array) {
+            guard document.kind(element) == .object else {
+                throw RequestError.invalidParams("invalid type for field `\(field)`: each node must be an object, found \(Params.describe(document.kind(element)))")
+            }
+            var definition = NodeDefinition()
+            if let id = document.presentMember(element, "id") {
+                definition.id = try Params.uuid(document, id, field: "id")
+            }
+            if let dependencies = document.presentMember(element, "dependencies") {
+                guard document.kind(dependencies) == .array else {
+                    throw RequestError.invalidParams("invalid type for field `dependencies`: expected an array, found \(Params.describe(document.kind(dependencies)))")
+                }
+                for dependency in document.elements(dependencies) {
+                    definition.dependencies.append(try Params.uuid(document, dependency, field: "dependencies"))
+                }
+            }
+            if let schema = document.presentMember(element, "payload_schema") {
+                var compact: [UInt8] = []
+                document.appendCompact(schema, to: &compact)
+                definition.payloadSchema = JSONPayload.shared(compact)
+            }
+            if let maxAttempts = document.presentMember(element, "max_attempts") {
+                guard document.kind(maxAttempts) == .number, let value = document.int64(maxAttempts),
+                      value >= 1, value <= Int64(Int32.max) else {
+                    throw RequestError.invalidParams("field `max_attempts` must be a positive integer")
+                }
+                definition.maxAttempts = Int32(value)
+            }
+            definitions.append(definition)
+        }
+        return definitions
+    }
+
+}

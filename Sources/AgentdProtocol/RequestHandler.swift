@@ -1,0 +1,416 @@
+import AgentdBase
+import AgentdCore
+/// Turns one request line into one answer: decode the envelope, route to the Coordinator,
+/// encode the result (or the error) into the connection's output buffer.
+package final class RequestHandler {
+    /// Facts about the database that Health and Metrics report.
+    package struct StoreFacts {
+        package var schemaVersion: Int64
+        package var latestSchemaVersion: Int64
+
+        package init(schemaVersion: Int64, latestSchemaVersion: Int64) {
+            self.schemaVersion = schemaVersion
+            self.latestSchemaVersion = latestSchemaVersion
+        }
+    }
+
+    package let coordinator: Coordinator
+    package var storeFacts: StoreFacts
+    private let methods = MethodTable()
+    private var tape = JSONTape()
+    private let startedMicros: UInt64
+    private lazy var interfaceDescription: [UInt8] = InterfaceDescription.json()
+
+    package init(coordinator: Coordinator, storeFacts: StoreFacts) {
+        self.coordinator = coordinator
+        self.storeFacts = storeFacts
+        self.startedMicros = coordinator.clock.monotonicMicros
+    }
+
+    /// A request that waits (`wait_ms`): the Coordinator's waiter and the id to answer with.
+    package struct ParkedRequest {
+        package var waiter: UInt64
+        /// The request's id, copied out of the read buffer.
+        package var id: EchoedId
+    }
+
+    /// What a method did with its request.
+    package enum Reply {
+        case written
+        case parked(UInt64)
+    }
+
+    /// Answers one line (already without its "\n") into `out`, or parks it and says so.
+    /// Blank lines get no answer.
+    @discardableResult
+    package func handle(line: UnsafeRawBufferPointer, connection: UInt64, into out: inout [UInt8]) -> ParkedRequest? {
+        let trimmed = Self.trimmed(line)
+        guard !trimmed.isEmpty else { return nil }
+        do {
+            try tape.parse(trimmed)
+        } catch {
+            Self.appendError(RequestError.parse(error.message), id: .none, to: &out)
+            return nil
+        }
+        let document = JSONDocument(tape: tape, input: trimmed)
+        guard document.kind(document.root) == .object else {
+            Self.appendError(.invalidRequest("invalid type: \(Params.describe(document.kind(document.root))), expected a request object"),
+                             id: .none, to: &out)
+            return nil
+        }
+        guard let methodIndex = document.member(document.root, "method") else {
+            Self.appendError(.invalidRequest("missing field `method`"), id: .none, to: &out)
+            return nil
+        }
+        guard document.kind(methodIndex) == .string else {
+            Self.appendError(.invalidRequest("invalid type for `method`: \(Params.describe(document.kind(methodIndex))), expected a string"),
+                             id: .none, to: &out)
+            return nil
+        }
+        let id = EchoedId(document)
+        let method: Method?
+        if !document.stringHasEscapes(methodIndex) {
+            method = methods.lookup(document.rawStringContents(methodIndex))
+        } else {
+            method = methods.lookup(document.string(methodIndex))
+        }
+
+        guard let method else {
+            Self.appendError(.unknownMethod(document.string(methodIndex)), id: id, to: &out)
+            return nil
+        }
+        let start = out.count
+        Self.appendResultOpening(id: id, to: &out)
+        do {
+            let params = try Params(document: document, object: document.member(document.root, "params"))
+            switch try dispatch(method, params, connection: connection, into: &out) {
+            case .written:
+                out.appendASCII("}\n")
+            case let .parked(waiter):
+                out.removeSubrange(start...)
+                return ParkedRequest(waiter: waiter, id: id.owned())
+            }
+        } catch let error as RequestError {
+            out.removeSubrange(start...)
+            Self.appendError(error, id: id, to: &out)
+        } catch let refusal as CoordinatorError {
+            out.removeSubrange(start...)
+            Self.appendError(RequestError(refusal), id: id, to: &out)
+        } catch {
+            out.removeSubrange(start...)
+            Self.appendError(.init(code: .stateRefused, reason: "INTERNAL", message: "\(error)"), id: id, to: &out)
+        }
+        return nil
+    }
+
+    /// The answer of a parked request, from how it ended.
+    package func appendResolution(_ outcome: WaiterOutcome, of parked: ParkedRequest, to out: inout [UInt8]) {
+        Self.appendResultOpening(id: parked.id, to: &out)
+        switch outcome {
+        case let .acquired(ref):
+            ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
+                                    eventLimit: coordinator.settings.contextEventLimit, to: &out)
+        case let .lockGranted(slot):
+            appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
+        case let .events(task, node, afterSeq, limit):
+            appendEvents(coordinator.task(slot: task)!, node: node, afterSeq: afterSeq, limit: limit, to: &out)
+        case let .nothing(kind):
+            if case let .events(_, _, afterSeq, _) = kind {
+                out.appendASCII("{\"events\":[],\"next_seq\":")
+                out.appendJSONInt(afterSeq)
+                out.append(UInt8(ascii: "}"))
+            } else {
+                out.appendASCII("null")
+            }
+        }
+        out.appendASCII("}\n")
+    }
+
+    // MARK: - Envelope
+
+    /// `{"id":ID,"result":` (no id member when the request had none); the result and `}\n` follow.
+    private static func appendResultOpening(id: EchoedId, to out: inout [UInt8]) {
+        if id.isPresent {
+            out.appendASCII("{\"id\":")
+            id.append(to: &out)
+            out.appendASCII(",\"result\":")
+        } else {
+            out.appendASCII("{\"result\":")
+        }
+    }
+
+    package static func appendError(_ error: RequestError, id: EchoedId, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        if id.isPresent {
+            out.appendASCII("\"id\":")
+            id.append(to: &out)
+            out.append(UInt8(ascii: ","))
+        }
+        out.appendASCII("\"error\":{\"code\":")
+        out.appendJSONInt(error.code.rawValue)
+        out.appendASCII(",\"message\":")
+        out.appendJSONString(error.message)
+        out.appendASCII(",\"data\":{\"reason\":")
+        out.appendJSONString(error.reason)
+        out.appendASCII("}}}\n")
+    }
+
+    private static func trimmed(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        var lower = 0, upper = line.count
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A || b == 0x0B || b == 0x0C }
+        while lower < upper && isSpace(line[lower]) { lower += 1 }
+        while upper > lower && isSpace(line[upper - 1]) { upper -= 1 }
+        return UnsafeRawBufferPointer(rebasing: line[lower..<upper])
+    }
+
+    // MARK: - Methods
+
+    private func dispatch(_ method: Method, _ params: Params, connection: UInt64, into out: inout [UInt8]) throws -> Reply {
+        switch method {
+        case .describeInterface:
+            out.append(contentsOf: interfaceDescription)
+        case .health:
+            out.appendASCII("{\"status\":\"ok\",\"database\":\"ok\",\"running_timeout_secs\":")
+            out.appendJSONInt(coordinator.settings.nodeTimeoutSecs)
+            out.appendASCII(",\"context_event_limit\":")
+            out.appendJSONInt(Int64(coordinator.settings.contextEventLimit))
+            out.append(UInt8(ascii: "}"))
+        case .metrics:
+            appendMetrics(to: &out)
+        case .registerTask:
+            let goal = try params.requiredString("goal")
+            // An explicit null is kept, as the original keeps it; only absence means {}.
+            let context = params.payload("context") ?? JSONPayload.emptyObject
+            let nodes = try NodeDefinitionDecoder.decode(params, field: "initial_nodes")
+            let taskId = try coordinator.registerTask(goal: goal, context: context, nodes: nodes)
+            out.appendASCII("{\"task_id\":")
+            out.appendQuotedUUID(taskId)
+            out.append(UInt8(ascii: "}"))
+        case .acquireNextNode:
+            let taskId = try params.requiredUUID("task_id")
+            let owner = try params.string("lease_owner") ?? "anonymous"
+            let outcome = try coordinator.acquireNextNode(
+                task: taskId, owner: owner, leaseTTLSecs: try params.seconds("lease_ttl_secs"),
+                releaseOnDisconnect: try params.bool("release_on_disconnect") ?? false,
+                connection: connection, waitMs: try params.milliseconds("wait_ms") ?? 0)
+            switch outcome {
+            case let .node(ref):
+                ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
+                                        eventLimit: coordinator.settings.contextEventLimit, to: &out)
+            case .nothing:
+                out.appendASCII("null")
+            case let .parked(waiter):
+                return .parked(waiter)
+            }
+        case .commitEvent:
+            let taskId = try params.requiredUUID("task_id")
+            let nodeId = try params.requiredUUID("node_id")
+            let leaseId = try params.uuid("lease_id")
+            let actionType = try params.string("action_type") ?? "COMMIT_EVENT"
+            guard let payload = params.payload("payload") ?? params.payload("event_payload") else {
+                throw params.missing("payload")
+            }
+            let eventId = try coordinator.commitEvent(task: taskId, node: nodeId, lease: leaseId,
+                                                      actionType: actionType, payload: payload)
+            appendEventId(eventId, to: &out)
+        case .heartbeatNode:
+            let taskId = try params.requiredUUID("task_id")
+            let nodeId = try params.requiredUUID("node_id")
+            let leaseId = try params.requiredUUID("lease_id")
+            try coordinator.heartbeatNode(task: taskId, node: nodeId, lease: leaseId,
+                                          leaseTTLSecs: try params.seconds("lease_ttl_secs"))
+            out.appendASCII("{\"ok\":true}")
+        case .completeNode:
+            let taskId = try params.requiredUUID("task_id")
+            let nodeId = try params.requiredUUID("node_id")
+            let leaseId = try params.requiredUUID("lease_id")
+            guard let result = params.payload("result_payload") ?? params.payload("payload") else {
+                throw params.missing("result_payload")
+            }
+            appendEventId(try coordinator.completeNode(task: taskId, node: nodeId, lease: leaseId, result: result), to: &out)
+        case .failNode:
+            let taskId = try params.requiredUUID("task_id")
+            let nodeId = try params.requiredUUID("node_id")
+            let leaseId = try params.requiredUUID("lease_id")
+            guard let error = params.payload("error_payload") ?? params.payload("payload") else {
+                throw params.missing("error_payload")
+            }
+            appendEventId(try coordinator.failNode(task: taskId, node: nodeId, lease: leaseId, error: error), to: &out)
+        case .taskStatus:
+            let taskId = try params.requiredUUID("task_id")
+            coordinator.expireDue()
+            ResultEncoding.taskStatus(try coordinator.task(taskId), to: &out)
+        case .acquireResourceLock:
+            var request = LockRequest(key: try params.requiredString("resource_key"))
+            request.owner = try params.string("owner") ?? "anonymous"
+            request.provider = try params.string("provider")
+            request.ttlSecs = try params.seconds("ttl_secs")
+            request.taskId = try params.uuid("task_id")
+            request.nodeId = try params.uuid("node_id")
+            if let metadata = params.payload("metadata") { request.metadata = metadata }
+            if try params.bool("release_on_disconnect") ?? false { request.boundConnection = connection }
+            switch try coordinator.acquireLock(request, connection: connection,
+                                               waitMs: try params.milliseconds("wait_ms") ?? 0) {
+            case let .granted(slot):
+                appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
+            case .held:
+                out.appendASCII("null")
+            case let .parked(waiter):
+                return .parked(waiter)
+            }
+        case .heartbeatResourceLock:
+            let key = try params.requiredString("resource_key")
+            let leaseId = try params.requiredUUID("lease_id")
+            let ttl = try params.seconds("ttl_secs")
+            try coordinator.heartbeatLock(key: key, lease: leaseId, ttlSecs: ttl)
+            out.appendASCII("{\"ok\":true}")
+        case .releaseResourceLock:
+            let key = try params.requiredString("resource_key")
+            let leaseId = try params.requiredUUID("lease_id")
+            try coordinator.releaseLock(key: key, lease: leaseId)
+            out.appendASCII("{\"ok\":true}")
+        case .listResourceLocks:
+            let prefix = try params.string("prefix") ?? ""
+            coordinator.expireDue()
+            out.appendASCII("{\"locks\":[")
+            for (offset, lock) in coordinator.locksSortedByKey(prefix: prefix).enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                appendLock(lock, withUpdatedAt: true, to: &out)
+            }
+            out.appendASCII("]}")
+        case .addNodes:
+            let taskId = try params.requiredUUID("task_id")
+            guard params.value("nodes") != nil else { throw params.missing("nodes") }
+            let nodes = try NodeDefinitionDecoder.decode(params, field: "nodes")
+            let range = try coordinator.addNodes(task: taskId, nodes: nodes)
+            let task = try coordinator.task(taskId)
+            out.appendASCII("{\"node_ids\":[")
+            for index in range {
+                if index > range.lowerBound { out.append(UInt8(ascii: ",")) }
+                out.appendQuotedUUID(task.nodes[Int(index)].id)
+            }
+            out.appendASCII("]}")
+        case .retryNode:
+            try coordinator.retryNode(task: try params.requiredUUID("task_id"), node: try params.requiredUUID("node_id"))
+            out.appendASCII("{\"ok\":true}")
+        case .cancelTask:
+            try coordinator.cancelTask(task: try params.requiredUUID("task_id"))
+            out.appendASCII("{\"ok\":true}")
+        case .deleteTask:
+            try coordinator.deleteTask(task: try params.requiredUUID("task_id"))
+            out.appendASCII("{\"ok\":true}")
+        case .listTasks:
+            var status: TaskStatus? = nil
+            if let name = try params.string("status") {
+                guard let parsed = TaskStatus(name: name) else {
+                    throw RequestError.invalidParams("field `status` must be ACTIVE, COMPLETED, FAILED or CANCELLED")
+                }
+                status = parsed
+            }
+            let limit = try params.limit("limit", default: 100)
+            let tasks = try coordinator.listTasks(status: status, limit: limit, after: try params.uuid("after"))
+            out.appendASCII("{\"tasks\":[")
+            for (offset, task) in tasks.enumerated() {
+                if offset > 0 { out.append(UInt8(ascii: ",")) }
+                ResultEncoding.taskListing(task, to: &out)
+            }
+            out.appendASCII("],\"next_after\":")
+            // A full page may have more behind it; the client asks again from the last one.
+            out.appendOptionalUUID(tasks.count == limit ? tasks.last?.id : nil)
+            out.append(UInt8(ascii: "}"))
+        case .readEvents:
+            let afterSeq = try params.nonNegativeInt("after_seq") ?? 0
+            let limit = try params.limit("limit", default: 100)
+            switch try coordinator.readEvents(task: try params.requiredUUID("task_id"), node: try params.uuid("node_id"),
+                                              afterSeq: afterSeq, limit: limit, connection: connection,
+                                              waitMs: try params.milliseconds("wait_ms") ?? 0) {
+            case let .ready(task, node):
+                appendEvents(coordinator.task(slot: task)!, node: node, afterSeq: afterSeq, limit: limit, to: &out)
+            case let .parked(waiter):
+                return .parked(waiter)
+            }
+        }
+        return .written
+    }
+
+    private func appendLock(_ lock: ResourceLock, withUpdatedAt: Bool, to out: inout [UInt8]) {
+        ResultEncoding.lock(lock, withUpdatedAt: withUpdatedAt, waiters: coordinator.waiterCount(forLock: lock.key), to: &out)
+    }
+
+    /// `{events:[...], next_seq}`: next_seq is what to pass as after_seq next time.
+    private func appendEvents(_ task: TaskRecord, node: Int32?, afterSeq: Int64, limit: Int, to out: inout [UInt8]) {
+        out.appendASCII("{\"events\":[")
+        var last = afterSeq
+        for (offset, position) in coordinator.events(of: task, node: node, afterSeq: afterSeq, limit: limit).enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            let event = task.events[Int(position)]
+            ResultEncoding.event(event, of: task, to: &out)
+            last = event.seq
+        }
+        out.appendASCII("],\"next_seq\":")
+        out.appendJSONInt(last)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func appendEventId(_ id: UUID128, to out: inout [UInt8]) {
+        out.appendASCII("{\"event_id\":")
+        out.appendQuotedUUID(id)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private func appendMetrics(to out: inout [UInt8]) {
+        coordinator.expireDue()
+        let c = coordinator.counters
+        let totals = coordinator.totals
+        let uptime = (coordinator.clock.monotonicMicros &- startedMicros) / 1_000_000
+        out.appendASCII("{\"uptime_secs\":")
+        out.appendJSONInt(Int64(uptime))
+        out.appendASCII(",\"running_timeout_secs\":")
+        out.appendJSONInt(coordinator.settings.nodeTimeoutSecs)
+        out.appendASCII(",\"context_event_limit\":")
+        out.appendJSONInt(Int64(coordinator.settings.contextEventLimit))
+        out.appendASCII(",\"runtime\":{")
+        let runtime: [(StaticString, UInt64)] = [
+            ("registered_tasks", c.registeredTasks), ("acquire_attempts", c.acquireAttempts),
+            ("acquired_nodes", c.acquiredNodes), ("acquisition_latency_micros_total", c.acquisitionLatencyMicrosTotal),
+            ("average_acquisition_latency_micros", c.averageAcquisitionLatencyMicros),
+            ("committed_events", c.committedEvents), ("heartbeats", c.heartbeats),
+            ("completed_nodes", c.completedNodes), ("failed_nodes", c.failedNodes),
+            ("timeout_rollbacks", c.timeoutRollbacks), ("acquired_resource_locks", c.acquiredResourceLocks),
+            ("released_resource_locks", c.releasedResourceLocks),
+        ]
+        for (offset, (name, value)) in runtime.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out.appendASCII(name)
+            out.appendASCII("\":")
+            out.appendJSONInt(Int64(bitPattern: value))
+        }
+        out.appendASCII("},\"database\":{\"schema_version\":")
+        out.appendJSONInt(storeFacts.schemaVersion)
+        out.appendASCII(",\"latest_schema_version\":")
+        out.appendJSONInt(storeFacts.latestSchemaVersion)
+        out.appendASCII(",\"total_tasks\":")
+        out.appendJSONInt(Int64(totals.tasks))
+        out.appendASCII(",\"total_nodes\":")
+        out.appendJSONInt(Int64(totals.nodes))
+        out.appendASCII(",\"total_events\":")
+        out.appendJSONInt(Int64(totals.events))
+        out.appendASCII(",\"active_resource_locks\":")
+        out.appendJSONInt(Int64(coordinator.lockCount))
+        // Expiry is exact (a deadline, not a sweep), so nothing expired is ever still held.
+        out.appendASCII(",\"expired_resource_locks\":0,\"running_leases\":")
+        out.appendJSONInt(Int64(totals.nodeCounts[Int(NodeStatus.running.rawValue)]))
+        out.appendASCII(",\"expired_running_leases\":0,\"node_status_counts\":{")
+        var first = true
+        for status in [NodeStatus.completed, .failed, .pending, .running] where totals.nodeCounts[Int(status.rawValue)] > 0 {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: status.name.utf8)
+            out.appendASCII("\":")
+            out.appendJSONInt(Int64(totals.nodeCounts[Int(status.rawValue)]))
+        }
+        out.appendASCII("}}}")
+    }
+}

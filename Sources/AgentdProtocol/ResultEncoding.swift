@@ -1,0 +1,211 @@
+import AgentdBase
+import AgentdCore
+
+package enum ResultEncoding {
+    /// `{id, task_id, status, dependencies, payload_schema, result_payload, acquired_at, lease_id,
+    /// lease_owner, lease_expires_at, updated_at, attempts, max_attempts}`.
+    package static func node(_ index: Int32, of task: TaskRecord, to out: inout [UInt8]) {
+        let node = task.nodes[Int(index)]
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(node.id)
+        out.appendASCII(",\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"status\":\"")
+        out.append(contentsOf: node.status.name.utf8)
+        out.appendASCII("\",\"dependencies\":[")
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            out.appendQuotedUUID(task.nodes[Int(dependency)].id)
+        }
+        out.appendASCII("],\"payload_schema\":")
+        out.append(contentsOf: node.payloadSchema)
+        out.appendASCII(",\"result_payload\":")
+        if let result = node.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+        out.appendASCII(",\"acquired_at\":")
+        out.appendOptionalInt(node.lease?.acquiredAtSecs)
+        out.appendASCII(",\"lease_id\":")
+        out.appendOptionalUUID(node.lease?.id)
+        out.appendASCII(",\"lease_owner\":")
+        out.appendOptionalString(node.lease?.owner)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendOptionalInt(node.lease.map { $0.expiresAtMs / 1000 })
+        out.appendASCII(",\"updated_at\":")
+        out.appendJSONInt(node.updatedAtSecs)
+        out.appendASCII(",\"attempts\":")
+        out.appendJSONInt(Int64(node.attempts))
+        out.appendASCII(",\"max_attempts\":")
+        out.appendOptionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{BLOCKED?, COMPLETED?, FAILED?, PENDING?, RUNNING?}`: statuses present only, in the
+    /// original's alphabetical order; BLOCKED counts PENDING nodes that can never run.
+    package static func counts(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func field(_ name: String, _ value: Int) {
+            guard value > 0 else { return }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.appendASCII("\":")
+            out.appendJSONInt(Int64(value))
+        }
+        field("BLOCKED", task.blockedCount)
+        for status in [NodeStatus.completed, .failed, .pending, .running] {
+            field(status.name, task.counts[Int(status.rawValue)])
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// ListTasks entries: `{id, goal, status, created_at, counts}`.
+    package static func taskListing(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"goal\":")
+        out.appendJSONString(task.goal)
+        out.appendASCII(",\"status\":\"")
+        out.append(contentsOf: task.status.name.utf8)
+        out.appendASCII("\",\"created_at\":")
+        out.appendISOString(unixMs: task.createdAtMs)
+        out.appendASCII(",\"counts\":")
+        counts(task, to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{id, goal, context, created_at[, status]}`.
+    package static func taskSummary(_ task: TaskRecord, withStatus: Bool = false, to out: inout [UInt8]) {
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"goal\":")
+        out.appendJSONString(task.goal)
+        out.appendASCII(",\"context\":")
+        out.append(contentsOf: task.context)
+        out.appendASCII(",\"created_at\":")
+        out.appendISOString(unixMs: task.createdAtMs)
+        if withStatus {
+            out.appendASCII(",\"status\":\"")
+            out.append(contentsOf: task.status.name.utf8)
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// `{id, task_id, node_id, action_type, payload, timestamp, seq}`.
+    package static func event(_ event: JournalEvent, of task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"id\":")
+        out.appendQuotedUUID(event.id)
+        out.appendASCII(",\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"node_id\":")
+        out.appendQuotedUUID(task.nodes[Int(event.node)].id)
+        out.appendASCII(",\"action_type\":")
+        out.appendJSONString(event.actionType)
+        out.appendASCII(",\"payload\":")
+        out.append(contentsOf: event.payload)
+        out.appendASCII(",\"timestamp\":")
+        out.appendISOString(unixMs: event.timestampMs)
+        out.appendASCII(",\"seq\":")
+        out.appendJSONInt(event.seq)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// AcquireNextNode's answer: the lease and the context the agent needs to do the work.
+    package static func acquired(_ index: Int32, of task: TaskRecord, eventLimit: Int, to out: inout [UInt8]) {
+        let node = task.nodes[Int(index)]
+        let lease = node.lease!
+        out.appendASCII("{\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"node_id\":")
+        out.appendQuotedUUID(node.id)
+        out.appendASCII(",\"lease_id\":")
+        out.appendQuotedUUID(lease.id)
+        out.appendASCII(",\"lease_owner\":")
+        out.appendJSONString(lease.owner)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendJSONInt(lease.expiresAtMs / 1000)
+        out.appendASCII(",\"context\":{\"task\":")
+        taskSummary(task, to: &out)
+        out.appendASCII(",\"node\":")
+        self.node(index, of: task, to: &out)
+        out.appendASCII(",\"completed_dependencies\":[")
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            let dep = task.nodes[Int(dependency)]
+            out.appendASCII("{\"node_id\":")
+            out.appendQuotedUUID(dep.id)
+            out.appendASCII(",\"result_payload\":")
+            if let result = dep.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+            out.append(UInt8(ascii: "}"))
+        }
+        out.appendASCII("],\"event_journal_limit\":")
+        out.appendJSONInt(Int64(eventLimit))
+        out.appendASCII(",\"event_journal\":[")
+        appendRecentEvents(of: task, limit: eventLimit, to: &out)
+        out.appendASCII("]}}")
+    }
+
+    /// The task's last `limit` events, oldest first. Each acquire of a task sends them again, so
+    /// their JSON is kept from one acquire to the next and dropped once an event leaves the window.
+    package static func appendRecentEvents(of task: TaskRecord, limit: Int, to out: inout [UInt8]) {
+        let first = max(0, task.events.count - limit)
+        for position in task.eventJSONCachedFrom..<first { task.events[position].json = [] }
+        task.eventJSONCachedFrom = max(task.eventJSONCachedFrom, first)
+        for position in first..<task.events.count {
+            if position > first { out.append(UInt8(ascii: ",")) }
+            if task.events[position].json.isEmpty {
+                var json: [UInt8] = []
+                event(task.events[position], of: task, to: &json)
+                task.events[position].json = json
+            }
+            out.append(contentsOf: task.events[position].json)
+        }
+    }
+
+    /// TaskStatus: `{task (with status), counts (present statuses only, sorted), nodes in registration order}`.
+    package static func taskStatus(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"task\":")
+        taskSummary(task, withStatus: true, to: &out)
+        out.appendASCII(",\"counts\":")
+        counts(task, to: &out)
+        out.appendASCII(",\"nodes\":[")
+        for index in task.nodes.indices {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            node(Int32(index), of: task, to: &out)
+        }
+        out.appendASCII("]}")
+    }
+
+    /// `{resource_key, lease_id, owner, provider, task_id, node_id, metadata, acquired_at,
+    /// lease_expires_at[, updated_at], fencing_token, waiters}`.
+    package static func lock(_ lock: ResourceLock, withUpdatedAt: Bool, waiters: Int, to out: inout [UInt8]) {
+        out.appendASCII("{\"resource_key\":")
+        out.appendJSONString(lock.key)
+        out.appendASCII(",\"lease_id\":")
+        out.appendQuotedUUID(lock.leaseId)
+        out.appendASCII(",\"owner\":")
+        out.appendJSONString(lock.owner)
+        out.appendASCII(",\"provider\":")
+        out.appendOptionalString(lock.provider)
+        out.appendASCII(",\"task_id\":")
+        out.appendOptionalUUID(lock.taskId)
+        out.appendASCII(",\"node_id\":")
+        out.appendOptionalUUID(lock.nodeId)
+        out.appendASCII(",\"metadata\":")
+        out.append(contentsOf: lock.metadata)
+        out.appendASCII(",\"acquired_at\":")
+        out.appendJSONInt(lock.acquiredAtSecs)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendJSONInt(lock.expiresAtMs / 1000)
+        if withUpdatedAt {
+            out.appendASCII(",\"updated_at\":")
+            out.appendJSONInt(lock.updatedAtSecs)
+        }
+        out.appendASCII(",\"fencing_token\":")
+        out.appendJSONInt(lock.fencingToken)
+        out.appendASCII(",\"waiters\":")
+        out.appendJSONInt(Int64(waiters))
+        out.append(UInt8(ascii: "}"))
+    }
+}
