@@ -2,12 +2,12 @@ import AgentdBase
 import AgentdCore
 import AgentdStore
 import AgentdProtocol
+import AgentdClient
 import Glibc
 
 /// agentd: `agentd [serve] [flags]` runs the daemon; `agentd call METHOD [PARAMS_JSON]` is its client.
 let arguments = Array(CommandLine.arguments.dropFirst())
-var environment: [String: String] = [:]
-for (key, value) in ProcessInfoLite.environment() { environment[key] = value }
+let environment = AgentdEnvironment.processEnvironment()
 
 let command = arguments.first ?? "serve"
 switch command {

@@ -2,6 +2,7 @@ import AgentdBase
 import AgentdCore
 import AgentdStore
 import AgentdProtocol
+import AgentdClient
 import Glibc
 
 /// Where the daemon keeps its files and how it behaves, read as the original reads it:
@@ -74,7 +75,7 @@ struct Configuration {
     }
 
     private static func nonNegative(_ text: String, setting: String) throws -> Int64 {
-        guard let value = Int64(text.trimmingSpaces), value >= 0, value <= 100 * 365 * 86_400 else {
+        guard let value = Int64(AgentdEnvironment.trimmed(text)), value >= 0, value <= 100 * 365 * 86_400 else {
             throw Problem(description: "\(setting) must be a whole number of at least 0, not \"\(text)\"")
         }
         return value
@@ -101,35 +102,5 @@ struct Configuration {
         return path
     }
 
-    /// KEY=VALUE lines; `#` comments, blank lines, an `export ` prefix and quotes are allowed.
-    static func readEnvFile(_ path: String) -> [String: String] {
-        guard let file = fopen(path, "r") else { return [:] }
-        defer { fclose(file) }
-        var result: [String: String] = [:]
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var capacity = 0
-        while getline(&line, &capacity, file) > 0 {
-            var text = String(cString: line!).trimmingSpaces
-            if text.isEmpty || text.hasPrefix("#") { continue }
-            if text.hasPrefix("export ") { text = String(text.dropFirst(7)).trimmingSpaces }
-            guard let equals = text.firstIndex(of: "=") else { continue }
-            let key = String(text[..<equals]).trimmingSpaces
-            var value = String(text[text.index(after: equals)...]).trimmingSpaces
-            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-                value = String(value.dropFirst().dropLast())
-            }
-            result[key] = value
-        }
-        free(line)
-        return result
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\t" || c == "\r" || c == "\n" { s = s.dropLast() }
-        return String(s)
-    }
+    static func readEnvFile(_ path: String) -> [String: String] { AgentdEnvironment.readEnvFile(path) }
 }

@@ -67,12 +67,18 @@ final class Server: ConnectionDelegate {
             }
         } else {
             scratch.removeAll(keepingCapacity: true)
-            if let request = handler.handle(line: line, connection: id, into: &scratch) {
-                heldAnswers[id]?.slots.append(.parked(request.waiter))
+            let request = handler.handle(line: line, connection: id, into: &scratch)
+            // Handling this request may have answered the parked ones before it (a CompleteNode
+            // that makes a node runnable for this connection's own parked acquire), and with them
+            // released every held answer: then nothing is held any more.
+            var held = heldAnswers[id] ?? HeldAnswers(slots: [])
+            if let request {
+                held.slots.append(.parked(request.waiter))
                 parked[request.waiter] = (connection, request)
             } else if !scratch.isEmpty {
-                heldAnswers[id]?.slots.append(.ready(scratch))
+                held.slots.append(.ready(scratch))
             }
+            heldAnswers[id] = held
             releaseHeldAnswers(of: connection)
         }
         if !connection.output.isEmpty { awaitingFlush[id] = connection }
