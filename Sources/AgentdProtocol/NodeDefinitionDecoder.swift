@@ -23,7 +23,8 @@ package enum NodeDefinitionDecoder {
                     definition.dependencies.append(try Params.uuid(document, dependency, field: "dependencies"))
                 }
             }
-            if let schema = document.presentMember(element, "payload_schema") {
+            // An explicit null is kept, as the original stores it; only absence means {}.
+            if let schema = document.member(element, "payload_schema") {
                 var compact: [UInt8] = []
                 document.appendCompact(schema, to: &compact)
                 definition.payloadSchema = JSONPayload.shared(compact)
