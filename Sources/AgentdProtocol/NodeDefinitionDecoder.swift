@@ -3,8 +3,9 @@ import AgentdCore
 /// Reads `initial_nodes` (RegisterTask) or `nodes` (AddNodes): an array of
 /// `{id?, dependencies = [], payload_schema = {}, max_attempts?, name?}`.
 package enum NodeDefinitionDecoder {
-    package static func decode(_ params: Params, field: StaticString) throws -> [NodeDefinition] {
-        guard let array = try params.array(field) else { return [] }
+    package static func decode(_ params: Params, _ param: Param) throws -> [NodeDefinition] {
+        guard let array = try params.nodeDefinitionArray(param) else { return [] }
+        let field = param.name
         let document = params.document
         var definitions: [NodeDefinition] = []
         for element in document.elements(array) {

@@ -36,8 +36,8 @@ final class NodeNameTests: PartBTestCase {
 
         let described = try client.call("DescribeInterface")
         XCTAssertTrue(itJSONText(described["node"].value!).contains("\"name\""), "DescribeInterface lists name")
-        let register = described["methods"].array?.first { $0["method"].string == "RegisterTask" }
-        XCTAssertTrue(itJSONText(register?["params"].value ?? "").contains("\"name\""), "RegisterTask's params list name")
+        XCTAssertTrue(itJSONText(described["node_definition"].value ?? "").contains("\"name\""),
+                      "node definitions list name")
     }
 
     func testBadNamesAreRefused() throws {
