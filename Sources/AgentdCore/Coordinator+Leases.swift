@@ -130,13 +130,7 @@ extension Coordinator {
     }
 
     private func finish(_ index: Int32, in task: TaskRecord, as status: NodeStatus, payload: [UInt8]) {
-        if let lease = task.nodes[Int(index)].lease {
-            deadlines.cancel(lease.deadline)
-            if lease.boundConnection != 0 {
-                bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: index))] = nil
-            }
-        }
-        task.nodes[Int(index)].lease = nil
+        endLease(index, in: task)
         task.nodes[Int(index)].result = payload
         task.nodes[Int(index)].updatedAtSecs = nowMs / 1000
         setStatus(status, of: index, in: task)

@@ -119,3 +119,12 @@ extension Coordinator {
         expireDue()
     }
 }
+
+extension Coordinator {
+    /// The fencing reservation as it was persisted: tokens go on from above it, so none handed out
+    /// before the restart is handed out again.
+    package func restoreFencing(reserved: Int64) {
+        fencingCounter = reserved
+        fencingReserved = reserved
+    }
+}

@@ -50,13 +50,7 @@ extension Coordinator {
         for index in task.nodes.indices {
             let status = task.nodes[index].status
             guard status == .pending || status == .running else { continue }
-            if let lease = task.nodes[index].lease {
-                deadlines.cancel(lease.deadline)
-                if lease.boundConnection != 0 {
-                    bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: Int32(index)))] = nil
-                }
-                task.nodes[index].lease = nil
-            }
+            endLease(Int32(index), in: task)
             task.nodes[index].result = cancelled
             task.nodes[index].updatedAtSecs = nowMs / 1000
             setStatus(.failed, of: Int32(index), in: task)
@@ -79,9 +73,9 @@ extension Coordinator {
             touchLock(key)
             removeLock(slot: slot)
         }
-        for node in task.nodes {
+        for (index, node) in task.nodes.enumerated() {
             nodeRefs[node.id] = nil
-            if let lease = node.lease { deadlines.cancel(lease.deadline) }
+            endLease(Int32(index), in: task)
             totals.nodeCounts[Int(node.status.rawValue)] -= 1
         }
         totals.nodes -= task.nodes.count

@@ -332,15 +332,22 @@ package final class Coordinator {
         serveWaiting()
     }
 
-    /// A lease ends without its holder finishing: journaled, and the node goes back to PENDING,
-    /// or to FAILED when that was its last attempt.
-    package func expireLease(_ index: Int32, in task: TaskRecord, reason: StaticString) {
-        guard let lease = task.nodes[Int(index)].lease else { return }
+    /// Takes the node's lease away, with its deadline and its tie to a connection; returns it.
+    @discardableResult
+    package func endLease(_ index: Int32, in task: TaskRecord) -> Lease? {
+        guard let lease = task.nodes[Int(index)].lease else { return nil }
         if !lease.deadline.isNone { deadlines.cancel(lease.deadline) }
         if lease.boundConnection != 0 {
             bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: index))] = nil
         }
         task.nodes[Int(index)].lease = nil
+        return lease
+    }
+
+    /// A lease ends without its holder finishing: journaled, and the node goes back to PENDING,
+    /// or to FAILED when that was its last attempt.
+    package func expireLease(_ index: Int32, in task: TaskRecord, reason: StaticString) {
+        guard let lease = endLease(index, in: task) else { return }
         let node = task.nodes[Int(index)]
         var payload: [UInt8] = []
         payload.appendASCII("{\"lease_id\":")

@@ -88,9 +88,6 @@ package struct JournalEvent {
     package var actionType: String
     package var payload: [UInt8]
     package var timestampMs: Int64
-    /// The event as an answer carries it, kept only while it is among the task's last events:
-    /// every acquire of the task sends those again.
-    package var json: [UInt8] = []
 }
 
 /// Where a task stands as a whole (Part B's `task.status`).
@@ -122,8 +119,6 @@ package final class TaskRecord {
     package var nodes: [Node] = []
     package var ready = ReadyQueue()
     package var events: [JournalEvent] = []
-    /// Events before this position carry no cached `json`.
-    package var eventJSONCachedFrom = 0
     /// Node count per NodeStatus.rawValue.
     package var counts: [Int] = [0, 0, 0, 0]
     /// PENDING nodes that can never run (a subset of counts[pending]).

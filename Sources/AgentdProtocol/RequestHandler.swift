@@ -19,6 +19,7 @@ package final class RequestHandler {
     private let methods = MethodTable()
     private var tape = JSONTape()
     private let startedMicros: UInt64
+    private let recentEvents = RecentEventsCache()
     private var uptimeSecs: UInt64 { (coordinator.clock.monotonicMicros &- startedMicros) / 1_000_000 }
     private lazy var interfaceDescription: [UInt8] = InterfaceDescription.json()
 
@@ -112,7 +113,8 @@ package final class RequestHandler {
         switch outcome {
         case let .acquired(ref):
             ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
-                                    eventLimit: coordinator.settings.contextEventLimit, to: &out)
+                                    eventLimit: coordinator.settings.contextEventLimit,
+                                    recentEvents: recentEvents, to: &out)
         case let .lockGranted(slot):
             appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
         case let .events(task, node, afterSeq, limit):
@@ -199,7 +201,8 @@ package final class RequestHandler {
             switch outcome {
             case let .node(ref):
                 ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
-                                        eventLimit: coordinator.settings.contextEventLimit, to: &out)
+                                        eventLimit: coordinator.settings.contextEventLimit,
+                                    recentEvents: recentEvents, to: &out)
             case .nothing:
                 out.appendASCII("null")
             case let .parked(waiter):
@@ -291,7 +294,9 @@ package final class RequestHandler {
             try coordinator.cancelTask(task: try params.requiredUUID(.taskId))
             out.appendASCII("{\"ok\":true}")
         case .deleteTask:
-            try coordinator.deleteTask(task: try params.requiredUUID(.closedTaskId))
+            let taskId = try params.requiredUUID(.closedTaskId)
+            try coordinator.deleteTask(task: taskId)
+            recentEvents.forget(taskId)
             out.appendASCII("{\"ok\":true}")
         case .listTasks:
             var status: TaskStatus? = nil

@@ -204,7 +204,8 @@ package enum ResultEncoding {
     /// lease_owner, lease_expires_at, context}`, and the context the agent needs, built as the
     /// original builds it (a map): `{completed_dependencies, event_journal, event_journal_limit,
     /// node, task}`, every object inside sorted too.
-    package static func acquired(_ index: Int32, of task: TaskRecord, eventLimit: Int, to out: inout [UInt8]) {
+    package static func acquired(_ index: Int32, of task: TaskRecord, eventLimit: Int, recentEvents: RecentEventsCache,
+                                 to out: inout [UInt8]) {
         let node = task.nodes[Int(index)]
         let lease = node.lease!
         out.appendASCII("{\"task_id\":")
@@ -228,7 +229,7 @@ package enum ResultEncoding {
             out.append(UInt8(ascii: "}"))
         }
         out.appendASCII("],\"event_journal\":[")
-        appendRecentEvents(of: task, limit: eventLimit, to: &out)
+        recentEvents.appendRecentEvents(of: task, limit: eventLimit, to: &out)
         out.appendASCII("],\"event_journal_limit\":")
         out.appendJSONInt(Int64(eventLimit))
         out.appendASCII(",\"node\":")
@@ -236,23 +237,6 @@ package enum ResultEncoding {
         out.appendASCII(",\"task\":")
         sortedTaskSummary(task, to: &out)
         out.appendASCII("}}")
-    }
-
-    /// The task's last `limit` events, oldest first. Each acquire of a task sends them again, so
-    /// their JSON is kept from one acquire to the next and dropped once an event leaves the window.
-    package static func appendRecentEvents(of task: TaskRecord, limit: Int, to out: inout [UInt8]) {
-        let first = max(0, task.events.count - limit)
-        for position in task.eventJSONCachedFrom..<first { task.events[position].json = [] }
-        task.eventJSONCachedFrom = max(task.eventJSONCachedFrom, first)
-        for position in first..<task.events.count {
-            if position > first { out.append(UInt8(ascii: ",")) }
-            if task.events[position].json.isEmpty {
-                var json: [UInt8] = []
-                sortedEvent(task.events[position], of: task, to: &json)
-                task.events[position].json = json
-            }
-            out.append(contentsOf: task.events[position].json)
-        }
     }
 
     /// TaskStatus: `{task (with status), counts (present statuses only, sorted), nodes in registration order}`.

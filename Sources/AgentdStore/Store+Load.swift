@@ -9,8 +9,7 @@ extension Store {
 
         // Every token up to the stored reservation may have been handed out before the restart.
         let reserved = try db.scalar("SELECT value FROM agentd_counters WHERE name = 'fencing_token'") ?? 0
-        coordinator.fencingCounter = reserved
-        coordinator.fencingReserved = reserved
+        coordinator.restoreFencing(reserved: reserved)
         let taskRows = try db.prepare("SELECT id, goal, context, created_at, cancelled FROM global_tasks ORDER BY rowid")
         while try taskRows.step() {
             guard let id = taskRows.uuid(0) else { continue }

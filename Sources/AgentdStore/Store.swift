@@ -119,19 +119,20 @@ package final class Store {
 
     // MARK: - Writing
 
-    /// Writes every change recorded since the last call, in one transaction, and commits.
-    /// Throws if anything fails; the caller must then stop without answering the batch.
-    package func commit(_ changes: inout ChangeSet, from coordinator: Coordinator) throws {
-        guard !changes.isEmpty else { return }
+    /// Writes every change the Coordinator recorded since the last call, in one transaction, and
+    /// commits; then tells the Coordinator, which starts a new change set. Throws if anything
+    /// fails; the caller must then stop without answering the batch.
+    package func commit(from coordinator: Coordinator) throws {
+        guard !coordinator.changes.isEmpty else { return }
         try statements.begin.run()
         do {
-            try write(changes, from: coordinator)
+            try write(coordinator.changes, from: coordinator)
             try statements.commit.run()
         } catch {
             try? statements.rollback.run()
             throw error
         }
-        changes.removeAll()
+        coordinator.didCommit()
     }
 
     private func write(_ changes: ChangeSet, from coordinator: Coordinator) throws {
@@ -150,13 +151,11 @@ package final class Store {
             guard let task = coordinator.task(slot: slot) else { continue }
             for index in range {
                 try insertNode(index, of: task)
-                task.nodes[Int(index)].persist = .clean
             }
         }
         for ref in changes.dirtyNodes {
             guard let task = coordinator.task(slot: ref.task), task.nodes[Int(ref.index)].persist == .dirty else { continue }
             try updateNode(ref.index, of: task)
-            task.nodes[Int(ref.index)].persist = .clean
         }
         for (slot, index) in changes.newEvents {
             guard let task = coordinator.task(slot: slot) else { continue }
