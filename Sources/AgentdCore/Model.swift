@@ -70,7 +70,7 @@ package struct Node {
     package var attempts: Int32 = 0
     /// 0 means unlimited, as in the original.
     package var maxAttempts: Int32 = 0
-    /// The client's name for the node, unique within its task (Part B), or nil.
+    /// The client's name for the node, unique within its task, or nil.
     package var name: String? = nil
     package var persist: PersistState = .inserted
     /// Positions of this node's events in the task's journal, for ReadEvents by node.
@@ -90,7 +90,7 @@ package struct JournalEvent {
     package var timestampMs: Int64
 }
 
-/// Where a task stands as a whole (Part B's `task.status`).
+/// Where a task stands as a whole (`task.status`).
 package enum TaskStatus: UInt8, CaseIterable {
     case active, completed, failed, cancelled
 

@@ -91,7 +91,7 @@ final class CoordinatorWireTests: XCTestCase {
     /// Parked acquirers get null as soon as their task completes or fails (not at wait_ms).
     func testParkedAcquirersEndWhenTheTaskStopsBeingActive() throws {
         let (c, _) = makeCoordinator()
-        let resolutions = PartBResolutions(c)
+        let resolutions = ParkedAnswers(c)
         let done = try c.registerTask(goal: "done", context: bytes("{}"), nodes: [node(uuid(1))])
         let (n1, l1) = try c.mustAcquire(done)
         let w1 = try c.mustPark(done)

@@ -1,10 +1,10 @@
-// Part B over the socket: node names, and parked acquirers answered null when their task
+// Over the socket: node names, and parked acquirers answered null when their task
 // stops being ACTIVE.
 
 import XCTest
 import Foundation
 
-final class NodeNameTests: PartBTestCase {
+final class NodeNameTests: FeatureTestCase {
 
     func testNamesAreKeptShownAndSurviveARestart() throws {
         let daemon = try makeDaemon()

@@ -6,7 +6,7 @@ import XCTest
 import Foundation
 @testable import AgentdStore
 
-final class OriginalOnOurDatabaseTests: PartBTestCase {
+final class OriginalOnOurDatabaseTests: FeatureTestCase {
 
     func testTheOriginalsStatementsWorkOnOurSchemaAndWeReadTheirResult() throws {
         let daemon = try makeDaemon()

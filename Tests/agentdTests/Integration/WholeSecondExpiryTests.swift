@@ -10,7 +10,7 @@ import Foundation
 import Glibc
 #endif
 
-final class WholeSecondExpiryTests: PartBTestCase {
+final class WholeSecondExpiryTests: FeatureTestCase {
 
     /// Blocks (bounded) until the wall clock is past .800 of a second.
     private func waitUntilLateInASecond() throws {

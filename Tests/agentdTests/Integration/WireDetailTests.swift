@@ -7,7 +7,7 @@ import Foundation
 import Glibc
 #endif
 
-final class WireDetailTests: PartBTestCase {
+final class WireDetailTests: FeatureTestCase {
 
     /// Health, Metrics, DescribeInterface and ListResourceLocks answer for params of any JSON
     /// type, as the original (which ignores them) does; prefix is read only from an object.

@@ -1,10 +1,10 @@
-// Part B integration: attempts and max_attempts, lease_ttl_secs, task status, BLOCKED,
+// Over the socket: attempts and max_attempts, lease_ttl_secs, task status, BLOCKED,
 // RetryNode, CancelTask, ListTasks, DeleteTask.
 
 import XCTest
 import Foundation
 
-final class PartBLifecycleTests: PartBTestCase {
+final class LifecycleTests: FeatureTestCase {
 
     /// n1 (max_attempts 2) <- n2 <- n3. Two expired leases (the second one taken by a parked
     /// acquirer woken by the expiry) make n1 FAILED, n2 and n3 BLOCKED, the task FAILED.

@@ -1,10 +1,10 @@
-// Part B integration: lock waiters (FIFO, granted on release and on expiry, null on
+// Over the socket: lock waiters (FIFO, granted on release and on expiry, null on
 // timeout), fencing tokens across keys and restarts, ListResourceLocks prefix.
 
 import XCTest
 import Foundation
 
-final class PartBLockTests: PartBTestCase {
+final class LockWaitingTests: FeatureTestCase {
 
     /// The listed waiters count of `key` (0 when the key is not listed).
     private func waiters(_ client: ITLineClient, _ key: String) throws -> Int {
