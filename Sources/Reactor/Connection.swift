@@ -11,8 +11,8 @@ private let connectionIDs = Atomic<UInt64>(0)
 /// Lifetime: the open libuv handle holds a retain on the Connection until its close callback, so
 /// callers need not keep a reference; after `connectionDidClose` the object is inert.
 public final class Connection {
-    /// Longest accepted line, counting its "\n".
-    public static let maxLineBytes = 1_048_576
+    /// The longest line a connection accepts unless its listener says otherwise, counting its "\n".
+    public static let defaultMaxLineBytes = 1_048_576
 
     public weak var delegate: ConnectionDelegate?
     /// Unique per process, rising.
@@ -37,7 +37,7 @@ public final class Connection {
     let loop: EventLoop
     let pipe: UnsafeMutablePointer<uv_pipe_t>
     var stream: UnsafeMutablePointer<uv_stream_t> { asStream(pipe) }
-    let framer = LineFramer(maxLineBytes: Connection.maxLineBytes)
+    let framer: LineFramer
 
     // Reading state. Reading is on exactly when none of the reasons to be off holds (updateReading).
     var isReading = false
@@ -59,7 +59,8 @@ public final class Connection {
 
     /// Takes over an initialized, connected pipe handle. Reading starts with `start()`, after the
     /// owner has had a chance to set the delegate.
-    init(loop: EventLoop, pipe: UnsafeMutablePointer<uv_pipe_t>) {
+    init(loop: EventLoop, pipe: UnsafeMutablePointer<uv_pipe_t>, maxLineBytes: Int = Connection.defaultMaxLineBytes) {
+        framer = LineFramer(maxLineBytes: maxLineBytes)
         self.loop = loop
         self.pipe = pipe
         id = connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue

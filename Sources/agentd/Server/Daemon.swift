@@ -21,7 +21,8 @@ enum Daemon {
             // the database it owns.
             // Connections wait in the backlog until the loop runs, by then the server exists.
             var server: Server?
-            let listener = try UnixListener(loop: loop, path: config.socketPath, mode: config.socketMode) {
+            let listener = try UnixListener(loop: loop, path: config.socketPath, mode: config.socketMode,
+                                            maxLineBytes: maxRequestBytes) {
                 server?.accept($0)
             }
             // From here on the socket is ours: whatever stops the start removes it, so that a
