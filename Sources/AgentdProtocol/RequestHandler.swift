@@ -16,6 +16,9 @@ package final class RequestHandler {
 
     package let coordinator: Coordinator
     package var storeFacts: StoreFacts
+    /// The owner and lease owner of a request that names none: the agent of an authenticated
+    /// network connection, set around each of its requests; nil means "anonymous".
+    package var defaultOwner: String?
     private let methods = MethodTable()
     private var tape = JSONTape()
     private let startedMicros: UInt64
@@ -188,7 +191,7 @@ package final class RequestHandler {
             out.append(UInt8(ascii: "}"))
         case .acquireNextNode:
             let taskId = try params.requiredUUID("task_id")
-            let owner = try params.string("lease_owner") ?? "anonymous"
+            let owner = try params.string("lease_owner") ?? defaultOwner ?? "anonymous"
             let outcome = try coordinator.acquireNextNode(
                 task: taskId, owner: owner, leaseTTLSecs: try params.seconds("lease_ttl_secs"),
                 releaseOnDisconnect: try params.bool("release_on_disconnect") ?? false,
@@ -242,7 +245,7 @@ package final class RequestHandler {
             ResultEncoding.taskStatus(try coordinator.task(taskId), to: &out)
         case .acquireResourceLock:
             var request = LockRequest(key: try params.requiredString("resource_key"))
-            request.owner = try params.string("owner") ?? "anonymous"
+            request.owner = try params.string("owner") ?? defaultOwner ?? "anonymous"
             request.provider = try params.string("provider")
             request.ttlSecs = try params.seconds("ttl_secs")
             request.taskId = try params.uuid("task_id")
