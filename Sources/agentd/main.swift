@@ -22,6 +22,9 @@ case "serve", _ where command.hasPrefix("--"):
     }
 case "call":
     exit(CallCommand.run(Array(arguments.dropFirst()), environment: environment))
+case "backup":
+    // Temporary home until the new command line takes it over.
+    exit(BackupCommand.run(Array(arguments.dropFirst()), environment: environment))
 case "help", "-h", "--help":
     print(usage)
     exit(0)
