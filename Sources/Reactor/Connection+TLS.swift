@@ -127,17 +127,16 @@ extension Connection {
         return true
     }
 
-    /// Moves whatever records the session produced into `sealed`.
+    /// Moves whatever records the session produced into `sealed` (through the loop's plaintext
+    /// buffer, which is free whenever this runs).
     func moveRecordsOut() {
         guard let tls else { return }
-        let pending = Int(agentd_bio_pending(tls.sealedOutput))
-        guard pending > 0 else { return }
-        let start = sealed.count
-        sealed.append(contentsOf: repeatElement(0, count: pending))
-        let read = sealed.withUnsafeMutableBytes { bytes in
-            BIO_read(tls.sealedOutput, bytes.baseAddress! + start, Int32(pending))
+        let bounce = tls.context.plaintext
+        while agentd_bio_pending(tls.sealedOutput) > 0 {
+            let count = BIO_read(tls.sealedOutput, bounce, Int32(TLSContext.plaintextSize))
+            guard count > 0 else { return }
+            sealed.append(contentsOf: UnsafeRawBufferPointer(start: bounce, count: Int(count)))
         }
-        if Int(read) < pending { sealed.removeSubrange((start + max(0, Int(read)))...) }
     }
 
     /// Not TLS, or TLS gone wrong (plaintext on the TLS port, a bad record): send the alert

@@ -15,8 +15,7 @@ public struct TLSError: Error, CustomStringConvertible {
 }
 
 /// The server side of TLS for a TCPListener: one certificate chain and key (PEM), TLS 1.2 or
-/// later (1.3 is negotiated whenever the client offers it), no renegotiation, no session tickets
-/// (clients hold long connections; resumption would buy nothing).
+/// later (1.3 is negotiated whenever the client offers it), no renegotiation.
 ///
 /// Belongs to one EventLoop, like everything in the Reactor: its plaintext buffer is shared by
 /// the connections of that loop, as the loop's read buffer is.
@@ -38,7 +37,10 @@ public final class TLSContext {
         _ = SSL_CTX_set_options(context, UInt64(agentd_ssl_op_no_renegotiation()))
         // Idle connections give their 16 KiB record buffers back; a swarm is mostly idle.
         _ = agentd_ssl_ctx_set_mode(context, agentd_ssl_mode_release_buffers())
-        _ = SSL_CTX_set_num_tickets(context, 0)
+        // One ticket, not resumption's usual two: clients hold long connections, but a ticket
+        // answers the client's Finished at once, and so acknowledges it. Without that answer a
+        // client with Nagle on holds its first request back for the delayed ACK (40 ms).
+        _ = SSL_CTX_set_num_tickets(context, 1)
         guard SSL_CTX_use_certificate_chain_file(context, certificateChainFile) == 1 else {
             throw TLSError.openSSL("cannot use the certificate \(certificateChainFile)")
         }
