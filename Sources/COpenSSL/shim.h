@@ -29,3 +29,7 @@ static inline int agentd_ssl_set_tlsext_host_name(SSL *ssl, const char *name) {
 }
 
 static inline long agentd_ssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+
+static inline int agentd_ssl_ctx_set_min_tls12_client(SSL_CTX *ctx) {
+    return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+}
