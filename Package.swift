@@ -25,9 +25,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CUV", path: "Sources/CUV", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // TLS for the network listener and its clients (OpenSSL 3 from Debian).
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", providers: [.apt(["libssl-dev"])]),
 
-        // libuv in Swift: loop, listener, line-framed connections, timers, signals. No agents.
-        .target(name: "Reactor", dependencies: ["CUV"]),
+        // libuv in Swift: loop, listeners, line-framed connections (TLS optional), timers, signals. No agents.
+        .target(name: "Reactor", dependencies: ["CUV", "COpenSSL"]),
         // Bytes: the JSON scanner and writers, UUIDs, ISO times. Imports nothing of agentd.
         .target(name: "AgentdBase"),
         // The Coordinator: the pure state machine (tasks, leases, locks, journal, waiters). No I/O.
@@ -39,7 +41,7 @@ let package = Package(
         .target(name: "AgentdProtocol", dependencies: ["AgentdCore", "AgentdBase"],
                 swiftSettings: daemonSettings),
         // The one client of the socket: the CLI, the tests and the bench share it.
-        .target(name: "AgentdClient", dependencies: ["AgentdBase"]),
+        .target(name: "AgentdClient", dependencies: ["AgentdBase", "COpenSSL"]),
         // Start-up, the Server glue and the command line.
         .executableTarget(
             name: "agentd",

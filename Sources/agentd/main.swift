@@ -30,6 +30,8 @@ case "serve", _ where command.hasPrefix("--"):
     }
 case "call":
     exit(CallCommand.run(Array(arguments.dropFirst()), environment: environment))
+case "backup":
+    exit(BackupCommand.run(Array(arguments.dropFirst()), environment: environment))
 default:
     fputs("agentd: unknown command \(command)\n\n\(usage)\n", stderr)
     exit(2)
