@@ -1,6 +1,9 @@
 // Fuzz support: the Coordinator's invariants, checked from scratch against its indexes.
 // A broken invariant traps with a description, which libFuzzer records as a crash.
 
+import AgentdBase
+import AgentdCore
+
 /// Stops the run with a message; libFuzzer saves the input that got here.
 func invariantFailure(_ message: String) -> Never {
     fatalError("invariant broken: \(message)")
@@ -76,8 +79,9 @@ enum Invariants {
         var leases = 0
         var dependents = [[Int32]](repeating: [], count: task.nodes.count)
         for (index, node) in task.nodes.enumerated() {
-            let ref = NodeRef(task: task.slot, index: Int32(index))
-            guard c.nodeRefs[node.id] == ref else { invariantFailure("node \(node.id) is not found at its place") }
+            guard let ref = c.nodeRefs[node.id], ref.task == task.slot, ref.index == Int32(index) else {
+                invariantFailure("node \(node.id) is not found at its place")
+            }
             counts[Int(node.status.rawValue)] += 1
             if node.status == .running {
                 guard let lease = node.lease else { invariantFailure("RUNNING node \(node.id) has no lease") }

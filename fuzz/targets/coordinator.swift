@@ -7,6 +7,9 @@
 // so that a short input reaches deep states (stale leases, retries, cancelled tasks,
 // waiters timing out, connections dropping what they hold).
 
+import AgentdBase
+import AgentdCore
+
 /// The input, read a byte at a time; zeros once it runs out.
 struct ProgramReader {
     let bytes: UnsafeBufferPointer<UInt8>

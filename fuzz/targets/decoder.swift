@@ -18,6 +18,11 @@
 // becomes that task's id and LLLLLLLL-LLLL-4LLL-8LLL-LLLLLLLLLLLL the last lease id answered
 // (same length, after framing): generated requests can then name a real task and lease.
 
+import AgentdBase
+import AgentdCore
+import AgentdProtocol
+import Reactor
+
 let knownTaskLine = #"{"id":0,"method":"RegisterTask","params":{"goal":"fuzz","initial_nodes":[{"id":"11111111-1111-4111-8111-111111111111"},{"id":"22222222-2222-4222-8222-222222222222","dependencies":["11111111-1111-4111-8111-111111111111"]}]}}"#
 
 final class DecoderRun {
