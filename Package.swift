@@ -53,9 +53,11 @@ let package = Package(
             dependencies: ["Reactor", "AgentdClient", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "bench/Sources"
         ),
+        // The Coordinator's invariants, checked from scratch: shared by the unit tests and fuzz/targets.
+        .target(name: "CoordinatorInvariants", dependencies: ["AgentdCore", "AgentdBase"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "agentdTests", dependencies: ["agentd", "AgentdBase", "AgentdCore", "AgentdStore",
-                                                        "AgentdProtocol", "AgentdClient"]),
+                                                        "AgentdProtocol", "AgentdClient", "CoordinatorInvariants"]),
     ],
     swiftLanguageModes: [.v5]
 )
