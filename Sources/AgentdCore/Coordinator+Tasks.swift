@@ -154,10 +154,16 @@ extension Coordinator {
         batchIndex.reserveCapacity(definitions.count)
         var nodeIds: [UUID128] = []
         nodeIds.reserveCapacity(definitions.count)
+        var batchNames: Set<String> = []
         for definition in definitions {
             let id = definition.id ?? ids.nextOrdered(unixMs: nowMs)
             if nodeRefs[id] != nil || batchIndex[id] != nil {
                 throw CoordinatorError.invalidDAG("duplicate node id: \(id.string)")
+            }
+            if let name = definition.name {
+                guard task.nodesByName[name] == nil, batchNames.insert(name).inserted else {
+                    throw CoordinatorError.invalidDAG("duplicate node name: \(name)")
+                }
             }
             batchIndex[id] = base + Int32(nodeIds.count)
             nodeIds.append(id)
@@ -183,7 +189,7 @@ extension Coordinator {
                 }
             }
             nodes.append(Node(id: id, dependencies: IndexList(dependencies), payloadSchema: definition.payloadSchema,
-                              updatedAtSecs: secs, maxAttempts: definition.maxAttempts))
+                              updatedAtSecs: secs, maxAttempts: definition.maxAttempts, name: definition.name))
         }
         if let cycleNode = firstNodeOnCycle(nodes, base: base) {
             throw CoordinatorError.invalidDAG("cycle detected at node \(nodes[Int(cycleNode)].id.string)")

@@ -90,6 +90,20 @@ package final class Coordinator {
         instant(afterMs: duration > Coordinator.maxDurationMs / 1000 ? Coordinator.maxDurationMs : duration * 1000, from: now)
     }
 
+    /// A lease or lock deadline: the first whole second at or after `now` plus the TTL. Answers
+    /// report deadlines in whole seconds and a client (of the original too) treats the lock or
+    /// lease as free from the reported second on, so that second must be the real deadline; and
+    /// rounding up, not down, means a holder never gets less than the TTL it asked for.
+    package func leaseDeadline(afterSecs ttl: Int64, from now: Int64) -> Int64 {
+        Coordinator.wholeSecond(atOrAfter: instant(afterSecs: ttl, from: now))
+    }
+
+    /// The first whole second (in ms) at or after `ms`.
+    package static func wholeSecond(atOrAfter ms: Int64) -> Int64 {
+        let remainder = ms % 1000
+        return remainder == 0 ? ms : ms - remainder + (remainder > 0 ? 1000 : 0)
+    }
+
     // MARK: - Lookups
 
     package func task(_ id: UUID128) throws -> TaskRecord {
@@ -142,6 +156,7 @@ package final class Coordinator {
         let index = Int32(task.nodes.count)
         nodeRefs[node.id] = NodeRef(task: task.slot, index: index)
         task.nodes.append(node)
+        if let name = node.name { task.nodesByName[name] = index }
         task.counts[Int(node.status.rawValue)] += 1
         if node.isBlocked { task.blockedCount += 1 }
         totals.nodes += 1
@@ -203,6 +218,9 @@ package final class Coordinator {
     package func refile(_ task: TaskRecord) {
         let status = task.status
         guard status != task.indexedStatus else { return }
+        // Acquirers parked on a task that stops being ACTIVE are answered null (by serveWaiting,
+        // once the request that changed the task is done with it).
+        if status != .active && !task.acquireWaiters.isEmpty { tasksToServe.append(task.slot) }
         taskIndex.move(task.slot, from: task.indexedStatus, to: status)
         task.indexedStatus = status
     }

@@ -70,6 +70,8 @@ package struct Node {
     package var attempts: Int32 = 0
     /// 0 means unlimited, as in the original.
     package var maxAttempts: Int32 = 0
+    /// The client's name for the node, unique within its task (Part B), or nil.
+    package var name: String? = nil
     package var persist: PersistState = .inserted
     /// Positions of this node's events in the task's journal, for ReadEvents by node.
     package var events: [Int32] = []
@@ -126,6 +128,8 @@ package final class TaskRecord {
     package var counts: [Int] = [0, 0, 0, 0]
     /// PENDING nodes that can never run (a subset of counts[pending]).
     package var blockedCount = 0
+    /// Named nodes by name, so that a duplicate is found without a scan.
+    package var nodesByName: [String: Int32] = [:]
     package var cancelled = false
     /// The status it was last filed under in the per-status task index.
     package var indexedStatus: TaskStatus = .active

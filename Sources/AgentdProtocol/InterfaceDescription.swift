@@ -9,10 +9,10 @@ package enum InterfaceDescription {
         package var result: String   // a JSON value describing the answer
     }
 
-    package static let nodeDoc = #"{"id":"uuid","task_id":"uuid","status":"PENDING | RUNNING | COMPLETED | FAILED","dependencies":["uuid"],"payload_schema":"any","result_payload":"any: the result (COMPLETED) or error payload (FAILED), else null","acquired_at":"unix seconds or null","lease_id":"uuid or null","lease_owner":"string or null","lease_expires_at":"unix seconds or null","updated_at":"unix seconds","attempts":"integer","max_attempts":"integer or null (unlimited)"}"#
+    package static let nodeDoc = #"{"id":"uuid","task_id":"uuid","status":"PENDING | RUNNING | COMPLETED | FAILED","dependencies":["uuid"],"payload_schema":"any","result_payload":"any: the result (COMPLETED) or error payload (FAILED), else null","acquired_at":"unix seconds or null","lease_id":"uuid or null","lease_owner":"string or null","lease_expires_at":"unix seconds or null","updated_at":"unix seconds","attempts":"integer","max_attempts":"integer or null (unlimited)","name":"string or null: the client's name for the node, unique within its task"}"#
     package static let lockDoc = #"{"resource_key":"string","lease_id":"uuid","owner":"string","provider":"string or null","task_id":"uuid or null","node_id":"uuid or null","metadata":"any","acquired_at":"unix seconds","lease_expires_at":"unix seconds","fencing_token":"integer, rising strictly across all keys and restarts","waiters":"integer: parked acquirers of the key"}"#
     package static let eventDoc = #"{"id":"uuid","task_id":"uuid","node_id":"uuid","action_type":"string (COMMIT_EVENT, COMPLETE_NODE, FAIL_NODE, LEASE_EXPIRED or the client's own)","payload":"any","timestamp":"iso8601","seq":"integer, rising by 1 per task from 1"}"#
-    package static let taskStatusDoc = #"{"task":{"id":"uuid","goal":"string","context":"any","created_at":"iso8601","status":"ACTIVE | COMPLETED | FAILED | CANCELLED"},"counts":"object: node status -> count, statuses present only; BLOCKED counts PENDING nodes that can never run","nodes":["NODE"]}"#
+    package static let taskStatusDoc = #"{"task":{"id":"uuid","goal":"string","context":"any","created_at":"iso8601","status":"ACTIVE | COMPLETED | FAILED | CANCELLED","blocked_nodes":"integer: PENDING nodes that can never run because a dependency FAILED"},"counts":"object: node status (PENDING, RUNNING, COMPLETED, FAILED) -> count, statuses present only, sorted; adds up to the number of nodes","nodes":["NODE"]}"#
 
     package static let methods: [MethodDoc] = [
         MethodDoc(method: .describeInterface, params: "{}",
@@ -22,10 +22,10 @@ package enum InterfaceDescription {
         MethodDoc(method: .metrics, params: "{}",
                   result: #"{"uptime_secs":"integer","running_timeout_secs":"integer","context_event_limit":"integer","runtime":{"registered_tasks":"integer","acquire_attempts":"integer","acquired_nodes":"integer","acquisition_latency_micros_total":"integer","average_acquisition_latency_micros":"integer","committed_events":"integer","heartbeats":"integer","completed_nodes":"integer","failed_nodes":"integer","timeout_rollbacks":"integer","acquired_resource_locks":"integer","released_resource_locks":"integer"},"database":{"schema_version":"integer","latest_schema_version":"integer","total_tasks":"integer","total_nodes":"integer","total_events":"integer","active_resource_locks":"integer","expired_resource_locks":"integer","running_leases":"integer","expired_running_leases":"integer","node_status_counts":"object keyed by node status"}}"#),
         MethodDoc(method: .registerTask,
-                  params: #"{"goal":"string (required)","context":"any, default {}","initial_nodes":[{"id":"uuid, generated if absent","dependencies":"array of node ids, default []","payload_schema":"any, default {}","max_attempts":"positive integer, default unlimited"}]}"#,
+                  params: #"{"goal":"string (required)","context":"any, default {}","initial_nodes":[{"id":"uuid, generated if absent","dependencies":"array of node ids, default []","payload_schema":"any, default {}","max_attempts":"positive integer, default unlimited","name":"string of at most 200 bytes, unique within the task, optional"}]}"#,
                   result: #"{"task_id":"uuid"}"#),
         MethodDoc(method: .acquireNextNode,
-                  params: #"{"task_id":"uuid (required)","lease_owner":"string, default \"anonymous\"","lease_ttl_secs":"integer, default the node timeout","wait_ms":"integer: with nothing runnable, park up to this long (served in arrival order), default 0","release_on_disconnect":"boolean: the lease expires when this connection closes, default false"}"#,
+                  params: #"{"task_id":"uuid (required)","lease_owner":"string, default \"anonymous\"","lease_ttl_secs":"integer, default the node timeout","wait_ms":"integer: with nothing runnable, park up to this long (served in arrival order; null at once when the task stops being ACTIVE), default 0","release_on_disconnect":"boolean: the lease expires when this connection closes, default false"}"#,
                   result: #"{"null":"when no node is runnable (or wait_ms ran out)","otherwise":{"task_id":"uuid","node_id":"uuid","lease_id":"uuid","lease_owner":"string","lease_expires_at":"unix seconds","context":{"task":"{id, goal, context, created_at}","node":"NODE, now RUNNING","completed_dependencies":"[{node_id, result_payload}] in dependency order","event_journal_limit":"integer","event_journal":"the task's last events, oldest first: [EVENT]"}}}"#),
         MethodDoc(method: .commitEvent,
                   params: #"{"task_id":"uuid (required)","node_id":"uuid (required)","lease_id":"uuid, required while the node is RUNNING","action_type":"string, default \"COMMIT_EVENT\"","payload":"any (required; alias event_payload)"}"#,
@@ -60,7 +60,7 @@ package enum InterfaceDescription {
                   result: #"{"ok":true}"#),
         MethodDoc(method: .listTasks,
                   params: #"{"status":"ACTIVE | COMPLETED | FAILED | CANCELLED, optional","limit":"1..1000, default 100","after":"uuid of the last task of the previous page, optional"}"#,
-                  result: #"{"tasks":"[{id, goal, status, created_at, counts}], newest first","next_after":"uuid to pass as after for the next page, or null at the end"}"#),
+                  result: #"{"tasks":"[{id, goal, status, created_at, counts, blocked_nodes}], newest first","next_after":"uuid to pass as after for the next page, or null at the end"}"#),
         MethodDoc(method: .deleteTask, params: #"{"task_id":"uuid of a task that is not ACTIVE (required)"}"#,
                   result: #"{"ok":true}"#),
         MethodDoc(method: .readEvents,

@@ -8,9 +8,15 @@ package struct Params {
     /// The params object, or nil when the request had none (or `null`).
     package let object: Int?
 
-    package init(document: JSONDocument, object: Int?) throws {
+    /// `lenient`: params that are not an object are read as no params instead of refused
+    /// (the methods whose params the original ignores).
+    package init(document: JSONDocument, object: Int?, lenient: Bool = false) throws {
         self.document = document
         if let object, document.kind(object) != .null {
+            if lenient && document.kind(object) != .object {
+                self.object = nil
+                return
+            }
             guard document.kind(object) == .object else {
                 throw RequestError.invalidParams("params must be an object")
             }

@@ -82,7 +82,8 @@ package final class RequestHandler {
         let start = out.count
         Self.appendResultOpening(id: id, to: &out)
         do {
-            let params = try Params(document: document, object: document.member(document.root, "params"))
+            let params = try Params(document: document, object: document.member(document.root, "params"),
+                                    lenient: method.ignoresParams)
             switch try dispatch(method, params, connection: connection, into: &out) {
             case .written:
                 out.appendASCII("}\n")

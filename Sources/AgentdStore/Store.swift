@@ -218,6 +218,7 @@ package final class Store {
         s.bind(4, utf8: node.payloadSchema)
         s.bind(5, node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
         bindMutableColumns(of: node, to: s, from: 6)
+        s.bind(15, text: node.name)
         try s.run()
     }
 
@@ -282,8 +283,8 @@ private struct Statements {
         insertNode = try db.prepare("""
             INSERT INTO dag_nodes (id, task_id, dependencies, payload_schema, max_attempts,
                 status, result_payload, acquired_at, lease_id, lease_owner, lease_expires_at, updated_at,
-                lease_expires_at_ms, attempts)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                lease_expires_at_ms, attempts, name)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
             """)
         updateNode = try db.prepare("""
             UPDATE dag_nodes SET status = ?1, result_payload = ?2, acquired_at = ?3, lease_id = ?4,

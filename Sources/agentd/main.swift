@@ -12,8 +12,16 @@ let environment = AgentdEnvironment.processEnvironment()
 
 let command = arguments.first ?? "serve"
 switch command {
+case "help", "-h", "--help":
+    print(usage)
+    exit(0)
 case "serve", _ where command.hasPrefix("--"):
     let flags = command == "serve" ? Array(arguments.dropFirst()) : arguments
+    // Asking for help is never an error, wherever the flag comes.
+    if flags.contains("--help") || flags.contains("-h") {
+        print(usage)
+        exit(0)
+    }
     do {
         let config = try Configuration.load(arguments: flags, environment: environment, allowServeFlags: true)
         exit(Daemon.run(config))
@@ -37,9 +45,6 @@ case "mcp":
         }
     }
     exit(MCPCommand.run(socketPath: socket, agent: agent))
-case "help", "-h", "--help":
-    print(usage)
-    exit(0)
 default:
     fputs("agentd: unknown command \(command)\n\n\(usage)\n", stderr)
     exit(2)

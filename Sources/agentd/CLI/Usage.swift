@@ -7,15 +7,16 @@ agentd: one durable place where AI agents coordinate (task DAGs, leases, locks, 
 
 USAGE
   agentd [serve] [--socket PATH] [--db PATH] [--node-timeout SECS]
-                 [--context-event-limit N] [--sync normal|full]
+                 [--context-event-limit N] [--sync normal|full] [--socket-mode 0600|0660]
   agentd call METHOD [PARAMS_JSON] [--socket PATH]
   agentd mcp [--socket PATH] [--agent NAME]     an MCP server on stdio for coding agents
-  agentd help
+  agentd help | --help | -h
 
 ENVIRONMENT (flags win; the process environment wins over the env file)
   AGENTD_HOME                 default ~/.agentd (holds agent_state.db, agentd.sock, .env)
-  AGENTD_DATABASE_URL         sqlite://PATH
+  AGENTD_DATABASE_URL         sqlite://PATH (sqlite::memory: keeps nothing on disk)
   AGENTD_SOCKET_PATH          the Unix socket
+  AGENTD_SOCKET_MODE          the socket's mode: 0600 (default, owner only) or 0660 (and its group)
   AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
   AGENTD_CONTEXT_EVENT_LIMIT  journal events in an acquired node's context, default 50
   AGENTD_ENV_FILE             default $AGENTD_HOME/.env
