@@ -94,7 +94,7 @@ struct Configuration {
     /// An octal mode, 0600 or 0660 only: a socket anyone may connect to would let any local user
     /// take and release every lease and lock.
     private static func socketMode(_ text: String, setting: String) throws -> mode_t {
-        let digits = text.trimmingSpaces
+        let digits = AgentdEnvironment.trimmed(text)
         guard !digits.isEmpty, digits.allSatisfy({ ("0"..."7").contains($0) }),
               let mode = mode_t(digits, radix: 8), mode == 0o600 || mode == 0o660 else {
             throw Problem(description: "\(setting) must be 0600 or 0660 (octal), not \"\(text)\"")
