@@ -106,8 +106,12 @@ struct TaskPlan: Equatable {
                     case .onPath:
                         // Each node on the path comes after the next one: read it backwards, in the
                         // order the nodes would have to run, and close the loop.
+                        // Shown from the node given first, so the same graph reads the same way.
                         let start = path.firstIndex(of: target)!
-                        return (path[start...].reversed() + [path.last!]).map { nodes[$0].name }
+                        let loop = Array(path[start...].reversed())
+                        let first = loop.firstIndex(of: loop.min()!)!
+                        let rotated = Array(loop[first...] + loop[..<first])
+                        return (rotated + [rotated[0]]).map { nodes[$0].name }
                     case .unvisited:
                         marks[target] = .onPath
                         path.append(target)
