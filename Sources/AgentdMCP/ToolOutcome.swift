@@ -7,8 +7,16 @@ struct ToolOutcome: Equatable {
     var summary: String
     var isError: Bool = false
 
-    /// The text content: the summary, then the JSON.
-    var text: String { summary + "\n" + structured.compactText }
+    /// The text content: the summary, then the JSON (less the hint, which the summary says).
+    var text: String {
+        var shown = structured
+        if case .object(var object) = shown {
+            object["hint"] = nil
+            object["notices"] = nil
+            shown = .object(object)
+        }
+        return summary + "\n" + shown.compactText
+    }
 
     /// Adds what happened since the last call (a lost lock, a dropped connection).
     func with(notices: [String]) -> ToolOutcome {
