@@ -106,6 +106,13 @@ final class AgentdTools: Sendable {
         guard let nodeId = answer["node_id"]?.stringValue, let leaseId = answer["lease_id"]?.stringValue else {
             throw malformed("AcquireNextNode")
         }
+        if Task.isCancelled {
+            // The client gave up on this call and will never learn of the node: hand it back
+            // now (a lease of zero seconds expires at once) instead of holding it unseen.
+            _ = try? await session.request("HeartbeatNode", ["task_id": .string(taskId), "node_id": .string(nodeId),
+                                                             "lease_id": .string(leaseId), "lease_ttl_secs": 0])
+            throw CancellationError()
+        }
         let context = answer["context"] ?? [:]
         let node = context["node"] ?? [:]
         let name = node["name"]?.stringValue ?? session.name(task: taskId, node: nodeId)
@@ -286,6 +293,11 @@ final class AgentdTools: Sendable {
             granted.append((key, token, expiresAt, false))
         }
 
+        if Task.isCancelled {
+            // Nobody will read this answer: keep nothing the caller does not know it holds.
+            await release(taken)
+            throw CancellationError()
+        }
         guard let conflictAt else {
             let structured: JSONValue = [
                 "granted": .array(granted.map { grant in

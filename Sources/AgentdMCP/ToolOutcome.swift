@@ -66,6 +66,10 @@ struct ToolFailure: Error, Equatable {
                                    next: "call the tool again (a new connection is opened); the locks and leases this session held were released, so take them again before going on")
             }
         }
+        if error is CancellationError {
+            return ToolFailure(message: "the call was cancelled; nothing it took is held", reason: "CANCELLED",
+                               next: "call the tool again if you still need it")
+        }
         return ToolFailure(message: "\(error)", reason: "INTERNAL", next: "call the tool again; if it keeps failing, restart the agentd MCP server")
     }
 

@@ -266,3 +266,30 @@ final class AgentdToolsTests: XCTestCase {
         XCTAssertEqual(after.structured["reason"], "CONNECTION_LOST")
     }
 }
+
+final class AgentdToolsCancellationTests: XCTestCase {
+    func testANodeTakenForACancelledCallIsHandedBackAtOnce() async {
+        let answered = expectation(description: "acquire answered")
+        let release = DispatchSemaphore(value: 0)
+        let link = ScriptedLink { method, _ in
+            if method == "AcquireNextNode" {
+                answered.fulfill()
+                release.wait()
+                return .success(["task_id": "t", "node_id": "n", "lease_id": "L", "lease_expires_at": 1, "context": [:]])
+            }
+            return .success(["ok": true])
+        }
+        let session = AgentSession(agent: "a", endpoint: "e") { link }
+        defer { session.close() }
+        let tools = AgentdTools(session: session)
+        let call = Task { await tools.call("work_next", ["task_id": "t", "wait_s": 0, "lease_ttl_s": 60]) }
+        await fulfillment(of: [answered], timeout: 10)
+        call.cancel()
+        release.signal()
+        let outcome = await call.value
+        XCTAssertEqual(outcome.structured["reason"], "CANCELLED")
+        XCTAssertEqual(link.methods, ["AcquireNextNode", "HeartbeatNode"])
+        XCTAssertEqual(link.requests.last?.params, ["task_id": "t", "node_id": "n", "lease_id": "L", "lease_ttl_secs": 0])
+        XCTAssertNil(session.heldLease(.init(taskId: "t", nodeId: "n")))
+    }
+}
