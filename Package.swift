@@ -21,6 +21,8 @@ let package = Package(
     dependencies: [
         // Latency percentiles in the bench only; the daemon depends on nothing but libuv and SQLite.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The MCP server (`agentd mcp`) only: the official Swift SDK of the Model Context Protocol.
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
     ],
     targets: [
         .systemLibrary(name: "CUV", path: "Sources/CUV", providers: [.apt(["libuv1-dev"])]),
@@ -42,10 +44,14 @@ let package = Package(
                 swiftSettings: daemonSettings),
         // The one client of the socket: the CLI, the tests and the bench share it.
         .target(name: "AgentdClient", dependencies: ["AgentdBase", "COpenSSL"]),
+        // `agentd mcp`: a stdio MCP server that is a client of the socket (a process of its own,
+        // never inside the daemon's loop).
+        .target(name: "AgentdMCP", dependencies: ["AgentdClient", "AgentdBase", .product(name: "MCP", package: "swift-sdk")]),
         // Start-up, the Server glue and the command line.
         .executableTarget(
             name: "agentd",
-            dependencies: ["Reactor", "AgentdBase", "AgentdCore", "AgentdStore", "AgentdProtocol", "AgentdClient"],
+            dependencies: ["Reactor", "AgentdBase", "AgentdCore", "AgentdStore", "AgentdProtocol", "AgentdClient",
+                           "AgentdMCP"],
             swiftSettings: daemonSettings
         ),
         .executableTarget(
@@ -57,7 +63,8 @@ let package = Package(
         .target(name: "CoordinatorInvariants", dependencies: ["AgentdCore", "AgentdBase"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "agentdTests", dependencies: ["agentd", "AgentdBase", "AgentdCore", "AgentdStore",
-                                                        "AgentdProtocol", "AgentdClient", "CoordinatorInvariants"]),
+                                                        "AgentdProtocol", "AgentdClient", "CoordinatorInvariants",
+                                                        "AgentdMCP"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -3,6 +3,7 @@ import AgentdCore
 import AgentdStore
 import AgentdProtocol
 import AgentdClient
+import AgentdMCP
 import Glibc
 
 /// agentd: `agentd [serve] [flags]` runs the daemon; `agentd call METHOD [PARAMS_JSON]` is its client.
@@ -32,6 +33,20 @@ case "call":
     exit(CallCommand.run(Array(arguments.dropFirst()), environment: environment))
 case "backup":
     exit(BackupCommand.run(Array(arguments.dropFirst()), environment: environment))
+case "mcp":
+    // Temporary flag parsing until the command line moves to ArgumentParser.
+    var socket: String?, agent: String?
+    var rest = arguments.dropFirst()
+    while let flag = rest.popFirst() {
+        switch flag {
+        case "--socket": socket = rest.popFirst()
+        case "--agent": agent = rest.popFirst()
+        default:
+            fputs("usage: agentd mcp [--socket PATH] [--agent NAME]\n", stderr)
+            exit(2)
+        }
+    }
+    exit(MCPCommand.run(socketPath: socket, agent: agent))
 default:
     fputs("agentd: unknown command \(command)\n\n\(usage)\n", stderr)
     exit(2)

@@ -9,6 +9,7 @@ USAGE
   agentd [serve] [--socket PATH] [--db PATH] [--node-timeout SECS]
                  [--context-event-limit N] [--sync normal|full] [--socket-mode 0600|0660]
   agentd call METHOD [PARAMS_JSON] [--socket PATH]
+  agentd mcp [--socket PATH] [--agent NAME]     an MCP server on stdio for coding agents
   agentd help | --help | -h
 
 ENVIRONMENT (flags win; the process environment wins over the env file)
@@ -19,6 +20,7 @@ ENVIRONMENT (flags win; the process environment wins over the env file)
   AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
   AGENTD_CONTEXT_EVENT_LIMIT  journal events in an acquired node's context, default 50
   AGENTD_ENV_FILE             default $AGENTD_HOME/.env
+  AGENTD_AGENT                agentd mcp's agent name (default mcp-<pid>)
 
 EXAMPLES
   agentd call Health
