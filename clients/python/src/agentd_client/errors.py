@@ -157,10 +157,12 @@ def _class_from_message(message: str) -> Type[AgentdError]:
         return TaskNotFound
     if message.startswith("node not found"):
         return NodeNotFound
+    if "cannot transition from RUNNING " in message or "requires the current RUNNING lease" in message:
+        return LeaseMismatch
     if "is not RUNNING" in message or "cannot transition from" in message:
         return NodeNotRunning
-    if "requires the current RUNNING lease" in message:
-        return LeaseMismatch
+    if message.startswith("invalid state: task ") and ("is CANCELLED" in message or "is ACTIVE" in message):
+        return TaskClosed
     if message.startswith("invalid state: resource lock"):
         return LockNotHeld
     if (
