@@ -152,7 +152,7 @@ def test_node_names_pass_through(client: Client) -> None:
 
 def test_lease_context_manager_completes_and_heartbeats(client: Client) -> None:
     task_id = client.register_task("with", nodes=[{}])
-    lease = client.acquire_next(task_id, lease_ttl=1)
+    lease = client.acquire_next(task_id, lease_ttl=2)
     assert lease is not None
     first_expiry = lease.expires_at
     with lease:

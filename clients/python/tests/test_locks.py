@@ -91,7 +91,7 @@ def test_two_threads_contend_fifo_one_holder_at_a_time(client: Client) -> None:
 def test_renewal_keeps_a_lock_past_its_ttl(client: Client) -> None:
     other = Client(client.path, owner="other")
     try:
-        with client.lock("renew:k", ttl=1) as lk:
+        with client.lock("renew:k", ttl=2) as lk:
             first_expiry = lk.expires_at
             assert first_expiry is not None
             wait_until(lambda: time.time() >= first_expiry + 1.5, what="two TTLs to pass")
