@@ -136,4 +136,4 @@ def daemon_has_node_names(client: Client) -> bool:
     task_id = client.register_task("probe names", nodes=[{"name": "probe"}])
     node = client.task_status(task_id)["nodes"][0]
     client.cancel_task(task_id)
-    return node.get("name") == "probe"
+    return bool(node.get("name") == "probe")

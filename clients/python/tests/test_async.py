@@ -298,7 +298,7 @@ def test_async_cancelled_worker_gives_the_node_back(daemon: Daemon) -> None:
             await worker
 
         async def pending() -> bool:
-            return (await c.task_status(task_id))["nodes"][0]["status"] == "PENDING"
+            return bool((await c.task_status(task_id))["nodes"][0]["status"] == "PENDING")
 
         await until(pending, what="the node to come back")
 

@@ -170,7 +170,7 @@ def task_is_active(status: Mapping[str, Any]) -> bool:
     """
     task = status.get("task") or {}
     if "status" in task:
-        return task["status"] == "ACTIVE"
+        return bool(task["status"] == "ACTIVE")
     nodes: Sequence[Mapping[str, Any]] = status.get("nodes") or []
     if not nodes:
         return True
