@@ -30,7 +30,7 @@ from typing import (
 
 from . import _common
 from ._common import JSON, NodeDefinition, _UNSET
-from .client import _describe, _drop_pinned
+from .client import _describe, _drop_pinned, log
 from .discovery import default_socket_path
 from .errors import AgentdConnectionError, AgentdError, LockLost, LockNotAcquired, TaskClosed
 
@@ -522,6 +522,7 @@ class AsyncLease:
         )
 
     async def _on_refused(self, error: BaseException) -> None:
+        log.warning("lease %s on node %s of task %s lost: %s", self.lease_id, self.node_id, self.task_id, error)
         self.lost = error
 
     async def _stop_heartbeat(self) -> None:
@@ -564,7 +565,8 @@ class AsyncLease:
             if not self.done:
                 try:
                     await self.fail(_common.error_payload(error))
-                except (AgentdError, AgentdConnectionError):
+                except (AgentdError, AgentdConnectionError) as refused:
+                    log.warning("could not fail node %s after %r: %s", self.node_id, error, refused)
                     self._release_connection()
             return
         except BaseException:
@@ -581,7 +583,8 @@ class AsyncLease:
             await self.complete(result)
         except (TypeError, ValueError) as error:
             await self.fail(_common.error_payload(error))
-        except (AgentdError, AgentdConnectionError):
+        except (AgentdError, AgentdConnectionError) as refused:
+            log.warning("could not complete node %s: %s", self.node_id, refused)
             self._release_connection()
 
 
@@ -681,6 +684,7 @@ class AsyncLock:
         if self.lost is not None or self._connection is None:
             return
         self.lost = self._lost_error(error)
+        log.warning("%s", self.lost)
         if self.on_lost is not None:
             await self._report_lost()
 

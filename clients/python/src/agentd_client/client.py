@@ -15,7 +15,7 @@ other call never takes a held lock with it.
 
 from __future__ import annotations
 
-import select
+import logging
 import socket
 import threading
 import time
@@ -34,6 +34,8 @@ from .errors import (
 )
 
 __all__ = ["Client", "Lock", "Lease"]
+
+log = logging.getLogger("agentd_client")
 
 
 def _describe(error: BaseException) -> str:
@@ -81,10 +83,13 @@ class _Connection:
         if self.closed:
             return True
         try:
-            readable, _, _ = select.select([self._sock], [], [], 0)
-        except (OSError, ValueError):
+            self._sock.settimeout(0)  # with a timeout set, recv would first wait for data
+            self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False  # open, and quiet as it should be
+        except OSError:
             return True
-        return bool(readable)
+        return True  # end of file, or bytes nobody asked for
 
     def close(self) -> None:
         if not self.closed:
@@ -276,8 +281,8 @@ class Client:
     def close(self) -> None:
         """Closes every connection: the daemon then releases the locks and expires the
         leases this client still holds. Their renewals stop."""
-        holders = list(self._holders)
         with self._mutex:
+            holders = list(self._holders)
             self._closed = True
             connections = list(self._open)
             self._open.clear()
@@ -371,7 +376,8 @@ class Client:
         if result is None or connection is None:
             return None
         lease = Lease(self, result, connection, None if lease_ttl is None else _common.ttl_secs(lease_ttl))
-        self._holders.add(lease)
+        with self._mutex:
+            self._holders.add(lease)
         return lease
 
     def heartbeat_node(self, task_id: str, node_id: str, lease_id: str, lease_ttl: Optional[float] = None) -> None:
@@ -614,6 +620,7 @@ class Lease:
         )
 
     def _on_refused(self, error: BaseException) -> None:
+        log.warning("lease %s on node %s of task %s lost: %s", self.lease_id, self.node_id, self.task_id, error)
         self.lost = error
 
     def _stop_heartbeat(self) -> None:
@@ -655,7 +662,8 @@ class Lease:
             if not self.done:
                 try:
                     self.fail(_common.error_payload(error))
-                except (AgentdError, AgentdConnectionError):
+                except (AgentdError, AgentdConnectionError) as refused:
+                    log.warning("could not fail node %s after %r: %s", self.node_id, error, refused)
                     self._release_connection()
             return
         except BaseException:
@@ -669,7 +677,8 @@ class Lease:
             self.complete(result)
         except (TypeError, ValueError) as error:  # the result is not JSON
             self.fail(_common.error_payload(error))
-        except (AgentdError, AgentdConnectionError):
+        except (AgentdError, AgentdConnectionError) as refused:
+            log.warning("could not complete node %s: %s", self.node_id, refused)
             self._release_connection()  # lost meanwhile: the daemon has already moved on
 
 
@@ -757,7 +766,8 @@ class Lock:
             self.expires_at = int(result["lease_expires_at"])
             self.lost = None
             self._lost_reported = False
-        self._client._holders.add(self)
+        with self._client._mutex:
+            self._client._holders.add(self)
         if self.renew:
             self._renewer = _Renewer(
                 f"agentd-lock-{self.key}", self.ttl / 3.0, self._renew, lambda: float(self.expires_at or 0), self._on_refused
@@ -780,6 +790,7 @@ class Lock:
             if self.lost is not None or self._connection is None:
                 return
             self.lost = self._lost_error(error)
+        log.warning("%s", self.lost)
         if self.on_lost is not None:
             self._report_lost()
 
