@@ -255,7 +255,7 @@ def test_async_worker_three_node_dag_two_workers(daemon: Daemon) -> None:
             return {"n": lease.payload_schema, "deps": len(lease.context["completed_dependencies"])}
 
         counts = await asyncio.gather(
-            c.work(task_id, fn, owner="w1", wait=1), c.work(task_id, fn, owner="w2", wait=1)
+            c.work(task_id, fn, owner="w1", wait=0.5), c.work(task_id, fn, owner="w2", wait=0.5)
         )
         assert sum(counts) == 3
         assert Counter(n for _, n in ran) == {"a": 1, "b": 1, "c": 1}
@@ -274,7 +274,7 @@ def test_async_worker_three_node_dag_two_workers(daemon: Daemon) -> None:
                 raise RuntimeError("second")
             return calls
 
-        assert await c.work(task2, plain, wait=1) == 2
+        assert await c.work(task2, plain, wait=0.5) == 2
         nodes = (await c.task_status(task2))["nodes"]
         assert nodes[0]["result_payload"] == 1
         assert nodes[1]["result_payload"] == {"type": "RuntimeError", "message": "second"}
@@ -291,7 +291,7 @@ def test_async_cancelled_worker_gives_the_node_back(daemon: Daemon) -> None:
             started.set()
             await asyncio.sleep(60)
 
-        worker = asyncio.ensure_future(c.work(task_id, fn, wait=1))
+        worker = asyncio.ensure_future(c.work(task_id, fn, wait=0.5))
         await asyncio.wait_for(started.wait(), 10)
         worker.cancel()
         with pytest.raises(asyncio.CancelledError):

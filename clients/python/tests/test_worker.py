@@ -45,7 +45,7 @@ def test_two_workers_run_a_three_node_dag_each_node_once(client: Client) -> None
 
     def worker(owner: str) -> None:
         try:
-            counts[owner] = client.work(task_id, fn, owner=owner, wait=1)
+            counts[owner] = client.work(task_id, fn, owner=owner, wait=0.5)
         except BaseException as error:  # pragma: no cover
             errors.append(error)
 
@@ -72,7 +72,7 @@ def test_a_raising_fn_fails_its_node_and_the_loop_ends_with_the_task(client: Cli
     def fn(lease: Lease) -> None:
         raise ValueError(f"cannot do {lease.node_id}")
 
-    assert client.work(task_id, fn, owner="w", wait=1) == 1
+    assert client.work(task_id, fn, owner="w", wait=0.5) == 1
     status = client.task_status(task_id)
     assert status["task"]["status"] == "FAILED"
     assert status["nodes"][0]["result_payload"] == {"type": "ValueError", "message": f"cannot do {A}"}
@@ -90,14 +90,14 @@ def test_fn_that_completes_or_fails_itself(client: Client) -> None:
             lease.fail("by hand")
         return "ignored"
 
-    assert client.work(task_id, fn, wait=1) == 2
+    assert client.work(task_id, fn, wait=0.5) == 2
     nodes = client.task_status(task_id)["nodes"]
     assert [(n["status"], n["result_payload"]) for n in nodes] == [("COMPLETED", "by hand"), ("FAILED", "by hand")]
 
 
 def test_a_result_that_is_not_json_fails_the_node(client: Client) -> None:
     task_id = client.register_task("not json", nodes=[{}])
-    assert client.work(task_id, lambda lease: object(), wait=1) == 1
+    assert client.work(task_id, lambda lease: object(), wait=0.5) == 1
     node = client.task_status(task_id)["nodes"][0]
     assert node["status"] == "FAILED" and node["result_payload"]["type"] == "TypeError"
 
@@ -113,7 +113,7 @@ def test_cancelling_the_task_stops_the_loop(client: Client) -> None:
         release.wait(10)
 
     result: List[int] = []
-    thread = threading.Thread(target=lambda: result.append(client.work(task_id, fn, wait=1)))
+    thread = threading.Thread(target=lambda: result.append(client.work(task_id, fn, wait=0.5)))
     thread.start()
     assert started.wait(10)
     client.cancel_task(task_id)
@@ -129,10 +129,10 @@ def test_interrupt_gives_the_node_back_and_propagates(client: Client) -> None:
         raise SystemExit(3)
 
     with pytest.raises(SystemExit):
-        client.work(task_id, fn, wait=1)
+        client.work(task_id, fn, wait=0.5)
     wait_until(
         lambda: client.task_status(task_id)["nodes"][0]["status"] == "PENDING", what="the node to come back"
     )
-    assert client.work(task_id, lambda lease: "second try", wait=1) == 1
+    assert client.work(task_id, lambda lease: "second try", wait=0.5) == 1
     node = client.task_status(task_id)["nodes"][0]
     assert node["status"] == "COMPLETED" and node["attempts"] == 2
