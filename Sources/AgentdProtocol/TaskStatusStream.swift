@@ -6,8 +6,8 @@ import AgentdCore
 /// was at that instant (the head and every node), however the task changes meanwhile, and
 /// each of its slices leaves only after the turn's COMMIT, like any answer.
 package final class TaskStatusStream {
-    /// Answers of tasks with at most this many nodes are built at once.
-    package static let sliceNodes: Int32 = 2048
+    /// Answers of tasks with at most this many nodes are built at once; bigger ones a slice of this many nodes (about 350 KB) a turn.
+    package static let sliceNodes: Int32 = 1024
 
     private let coordinator: Coordinator
     private let snapshot: TaskSnapshot
