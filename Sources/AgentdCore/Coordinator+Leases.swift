@@ -45,6 +45,7 @@ extension Coordinator {
         let now = nowMs
         let expiresAt = leaseDeadline(afterSecs: ttlSecs, from: now)
         let deadline = deadlines.schedule(expiresAt, for: .nodeLease(task: task.slot, node: index))
+        willChangeNode(index, in: task)
         setStatus(.running, of: index, in: task)
         task.nodes[Int(index)].lease = Lease(id: ids.next(), owner: owner, acquiredAtSecs: now / 1000,
                                              expiresAtMs: expiresAt, deadline: deadline,
@@ -68,6 +69,7 @@ extension Coordinator {
         }
         let now = nowMs
         let expiresAt = leaseDeadline(afterSecs: leaseTTLSecs ?? settings.nodeTimeoutSecs, from: now)
+        willChangeNode(index, in: task)
         deadlines.move(lease.deadline, to: expiresAt)
         task.nodes[Int(index)].lease!.expiresAtMs = expiresAt
         task.nodes[Int(index)].lease!.acquiredAtSecs = now / 1000
@@ -130,6 +132,7 @@ extension Coordinator {
     }
 
     private func finish(_ index: Int32, in task: TaskRecord, as status: NodeStatus, payload: [UInt8]) {
+        willChangeNode(index, in: task)
         endLease(index, in: task)
         task.nodes[Int(index)].result = payload
         task.nodes[Int(index)].updatedAtSecs = nowMs / 1000

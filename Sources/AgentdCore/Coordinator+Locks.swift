@@ -41,7 +41,7 @@ extension Coordinator {
     package func acquireLock(_ request: LockRequest, connection: UInt64 = 0, waitMs: Int64 = 0) throws -> LockAcquisition {
         expireDue()
         if let taskId = request.taskId { _ = try task(taskId) }
-        guard lockSlotsByKey[request.key] == nil else {
+        guard !locks.contains(key: request.key) else {
             guard waitMs > 0 else { return .held }
             return .parked(waiter: park(.lock(request), connection: connection, waitMs: waitMs))
         }
@@ -79,7 +79,7 @@ extension Coordinator {
     /// HeartbeatResourceLock: the lock runs for another `ttl` from now.
     package func heartbeatLock(key: String, lease leaseId: UUID128, ttlSecs: Int64?) throws {
         expireDue()
-        guard let slot = lockSlotsByKey[key], let lock = lockSlots[Int(slot)], lock.leaseId == leaseId else {
+        guard let slot = locks.slot(forKey: key), let lock = locks[slot: slot], lock.leaseId == leaseId else {
             throw CoordinatorError.lockNeedsActiveLease(key)
         }
         let now = nowMs
@@ -95,7 +95,7 @@ extension Coordinator {
     /// ReleaseResourceLock: only the current lease may release; the next waiter gets the key.
     package func releaseLock(key: String, lease leaseId: UUID128) throws {
         expireDue()
-        guard let slot = lockSlotsByKey[key], let lock = lockSlots[Int(slot)], lock.leaseId == leaseId else {
+        guard let slot = locks.slot(forKey: key), let lock = locks[slot: slot], lock.leaseId == leaseId else {
             throw CoordinatorError.lockNeedsLease(key)
         }
         touchLock(key)

@@ -33,6 +33,7 @@ extension Coordinator {
         if task.cancelled { throw CoordinatorError.taskClosed(taskId) }
         let status = task.nodes[Int(index)].status
         guard status == .failed else { throw CoordinatorError.cannotRetry(nodeId, from: status) }
+        willChangeNode(index, in: task)
         task.nodes[Int(index)].attempts = 0
         task.nodes[Int(index)].result = nil
         returnToPending(index, in: task)
@@ -50,6 +51,7 @@ extension Coordinator {
         for index in task.nodes.indices {
             let status = task.nodes[index].status
             guard status == .pending || status == .running else { continue }
+            willChangeNode(Int32(index), in: task)
             endLease(Int32(index), in: task)
             task.nodes[index].result = cancelled
             task.nodes[index].updatedAtSecs = nowMs / 1000
@@ -68,8 +70,8 @@ extension Coordinator {
         endAcquireWaiters(of: task)
         // Gone from lookups first, so that a lock freed below is not granted to a request naming it.
         tasksById[taskId] = nil
-        for key in lockKeysByTask[taskId] ?? [] {
-            guard let slot = lockSlotsByKey[key] else { continue }
+        for key in locks.keys(namingTask: taskId) {
+            guard let slot = locks.slot(forKey: key) else { continue }
             touchLock(key)
             removeLock(slot: slot)
         }

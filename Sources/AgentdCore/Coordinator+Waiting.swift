@@ -77,7 +77,7 @@ extension Coordinator {
     /// A freed key goes to its oldest parked acquirer that is still waiting.
     package func grantToNextLockWaiter(_ key: String) {
         // The common case, nobody waiting anywhere, costs no hashing of the key.
-        guard !lockWaiters.isEmpty, lockSlotsByKey[key] == nil, var queue = lockWaiters[key] else { return }
+        guard !lockWaiters.isEmpty, !locks.contains(key: key), var queue = lockWaiters[key] else { return }
         while let id = queue.popFirst() {
             guard let waiter = waiters[id], case let .lock(request) = waiter.kind else { continue }
             // A request naming a task that is gone cannot be granted.
@@ -138,8 +138,8 @@ extension Coordinator {
                 task.nodes[Int(ref.index)].lease!.boundConnection = 0
                 expireLease(ref.index, in: task, reason: "disconnect")
             case let .lock(key):
-                guard let slot = lockSlotsByKey[key], lockSlots[Int(slot)]?.leaseId == leaseId else { continue }
-                lockSlots[Int(slot)]!.boundConnection = 0
+                guard let slot = locks.slot(forKey: key), locks[slot: slot]?.leaseId == leaseId else { continue }
+                locks.update(slot: slot) { $0.boundConnection = 0 }
                 touchLock(key)
                 removeLock(slot: slot)
                 counters.releasedResourceLocks += 1

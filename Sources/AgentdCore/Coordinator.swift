@@ -34,14 +34,8 @@ package final class Coordinator {
     /// Task slots, ascending (oldest first): all of them, and per TaskStatus.rawValue.
     package var taskIndex = TaskIndex()
 
-    // Locks live in slots so that deadlines can name them by number.
-    package var lockSlotsByKey: [String: Int32] = [:]
-    package var lockSlots: [ResourceLock?] = []
-    package var freeLockSlots: [Int32] = []
-    /// Every held key, sorted, for ListResourceLocks and its prefix.
-    package var sortedLockKeys = SortedKeys()
-    /// Keys of the locks that name a task, so DeleteTask finds them without a scan.
-    package var lockKeysByTask: [UUID128: Set<String>] = [:]
+    /// The held locks, in slots so that deadlines can name them by number.
+    package var locks = LockTable()
     /// Parked AcquireResourceLock requests per key, and how many of them are still waiting.
     package var lockWaiters: [String: WaiterQueue] = [:]
     package var lockWaiterCounts: [String: Int] = [:]
@@ -122,17 +116,15 @@ package final class Coordinator {
         return (task, ref.index)
     }
 
-    package var lockCount: Int { lockSlotsByKey.count }
+    package var lockCount: Int { locks.count }
 
-    package func lock(slot: Int32) -> ResourceLock? { lockSlots[Int(slot)] }
+    package func lock(slot: Int32) -> ResourceLock? { locks[slot: slot] }
 
-    package func lock(key: String) -> ResourceLock? {
-        lockSlotsByKey[key].flatMap { lockSlots[Int($0)] }
-    }
+    package func lock(key: String) -> ResourceLock? { locks.lock(key: key) }
 
     /// Active locks sorted by key, only those starting with `prefix` when given.
     package func locksSortedByKey(prefix: String = "") -> [ResourceLock] {
-        sortedLockKeys.keys(withPrefix: prefix).compactMap { lock(key: $0) }
+        locks.sortedLocks(withPrefix: prefix)
     }
 
     package func waiterCount(forLock key: String) -> Int {
@@ -172,6 +164,7 @@ package final class Coordinator {
     /// the task's place in the status index right.
     package func setStatus(_ status: NodeStatus, of index: Int32, in task: TaskRecord) {
         let old = task.nodes[Int(index)]
+        willChangeNode(index, in: task)
         guard old.status != status else { return }
         task.nodes[Int(index)].status = status
         task.counts[Int(old.status.rawValue)] -= 1
@@ -255,22 +248,12 @@ package final class Coordinator {
     /// Records that a lock key is about to change, remembering whether its row is on disk now.
     package func touchLock(_ key: String) {
         if changes.dirtyLocks[key] == nil {
-            changes.dirtyLocks[key] = lockSlotsByKey[key] != nil
+            changes.dirtyLocks[key] = locks.contains(key: key)
         }
     }
 
     package func insertLock(_ lock: ResourceLock) -> Int32 {
-        let slot: Int32
-        if let reused = freeLockSlots.popLast() {
-            slot = reused
-            lockSlots[Int(slot)] = lock
-        } else {
-            slot = Int32(lockSlots.count)
-            lockSlots.append(lock)
-        }
-        lockSlotsByKey[lock.key] = slot
-        sortedLockKeys.insert(lock.key)
-        if let taskId = lock.taskId { lockKeysByTask[taskId, default: []].insert(lock.key) }
+        let slot = locks.insert(lock)
         if lock.boundConnection != 0 {
             bindingsByConnection[lock.boundConnection, default: [:]][.lock(lock.key)] = lock.leaseId
         }
@@ -278,22 +261,14 @@ package final class Coordinator {
     }
 
     package func updateLock(slot: Int32, _ body: (inout ResourceLock) -> Void) {
-        body(&lockSlots[Int(slot)]!)
+        locks.update(slot: slot, body)
     }
 
     /// Drops a lock from memory (the caller has touched its key) and hands the key to the next
     /// parked acquirer, if any.
     package func removeLock(slot: Int32) {
-        guard let lock = lockSlots[Int(slot)] else { return }
+        guard let lock = locks.remove(slot: slot) else { return }
         if !lock.deadline.isNone { deadlines.cancel(lock.deadline) }
-        lockSlots[Int(slot)] = nil
-        lockSlotsByKey[lock.key] = nil
-        sortedLockKeys.remove(lock.key)
-        freeLockSlots.append(slot)
-        if let taskId = lock.taskId {
-            lockKeysByTask[taskId]?.remove(lock.key)
-            if lockKeysByTask[taskId]?.isEmpty == true { lockKeysByTask[taskId] = nil }
-        }
         if lock.boundConnection != 0 {
             bindingsByConnection[lock.boundConnection]?[.lock(lock.key)] = nil
         }
@@ -317,10 +292,10 @@ package final class Coordinator {
                 // (late) pass must get the node, not a timeout.
                 serveWaiting()
             case let .lock(slot):
-                guard let lock = lockSlots[Int(slot)] else { continue }
+                guard let lock = locks[slot: slot] else { continue }
                 touchLock(lock.key)
                 // The deadline already left the queue; do not cancel it twice.
-                lockSlots[Int(slot)]!.deadline = .none
+                locks.update(slot: slot) { $0.deadline = .none }
                 removeLock(slot: slot)
             case let .waiter(id):
                 guard var waiter = waiters[id] else { continue }
@@ -336,6 +311,7 @@ package final class Coordinator {
     @discardableResult
     package func endLease(_ index: Int32, in task: TaskRecord) -> Lease? {
         guard let lease = task.nodes[Int(index)].lease else { return nil }
+        willChangeNode(index, in: task)
         if !lease.deadline.isNone { deadlines.cancel(lease.deadline) }
         if lease.boundConnection != 0 {
             bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: index))] = nil

@@ -131,6 +131,8 @@ package final class TaskRecord {
     /// Parked AcquireNextNode and ReadEvents requests, in arrival order (waiter ids).
     package var acquireWaiters = WaiterQueue()
     package var eventWaiters = WaiterQueue()
+    /// Answers being built from this task over several loop turns (usually none).
+    package var snapshots: [TaskSnapshot] = []
 
     /// Derived from the counts, so it never needs a scan.
     package var status: TaskStatus {

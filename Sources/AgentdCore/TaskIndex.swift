@@ -52,38 +52,3 @@ package struct TaskIndex {
         if position < slots.count && slots[position] == slot { slots.remove(at: position) }
     }
 }
-
-/// Lock keys kept sorted, for listing in key order and by prefix without sorting every time.
-package struct SortedKeys {
-    private var keys: [String] = []
-
-    package var count: Int { keys.count }
-
-    package mutating func insert(_ key: String) {
-        let position = lowerBound(key)
-        if position == keys.count || keys[position] != key { keys.insert(key, at: position) }
-    }
-
-    package mutating func remove(_ key: String) {
-        let position = lowerBound(key)
-        if position < keys.count && keys[position] == key { keys.remove(at: position) }
-    }
-
-    package func keys(withPrefix prefix: String) -> ArraySlice<String> {
-        guard !prefix.isEmpty else { return keys[...] }
-        let start = lowerBound(prefix)
-        var end = start
-        while end < keys.count && keys[end].utf8.starts(with: prefix.utf8) { end += 1 }
-        return keys[start..<end]
-    }
-
-    /// Keys compare by their UTF-8 bytes, as the database's ORDER BY does.
-    private func lowerBound(_ key: String) -> Int {
-        var low = 0, high = keys.count
-        while low < high {
-            let mid = (low + high) / 2
-            if keys[mid].utf8.lexicographicallyPrecedes(key.utf8) { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
-}

@@ -89,6 +89,8 @@ extension Param {
     static let taskStatus = Param("status", .string, "ACTIVE, COMPLETED, FAILED or CANCELLED: only tasks in it")
     static let after = Param("after", .uuid, "the last task of the previous page (next_after)")
     static let eventsNodeId = Param("node_id", .uuid, "only this node's events")
+    static let nodeOffset = Param("node_offset", .integer, default: "0", "page the nodes: the first node to list, in registration order (next_node_offset)")
+    static let nodeLimit = Param("node_limit", .pageSize, default: "all nodes; 1000 with node_offset", "page the nodes: the most nodes in one answer; with it or node_offset the answer gains next_node_offset (null after the last node)")
     static let afterSeq = Param("after_seq", .integer, default: "0", "only events after this seq (next_seq)")
 
     /// Authenticate's, answered by the network listener (never on the Unix socket).
@@ -118,7 +120,7 @@ extension Method {
         case .heartbeatNode: return [.taskId, .nodeId, .leaseId, .leaseTTL]
         case .completeNode: return [.taskId, .nodeId, .leaseId, .resultPayload]
         case .failNode: return [.taskId, .nodeId, .leaseId, .errorPayload]
-        case .taskStatus: return [.taskId]
+        case .taskStatus: return [.taskId, .nodeOffset, .nodeLimit]
         case .acquireResourceLock:
             return [.resourceKey, .lockOwner, .provider, .lockTTL, .lockTaskId, .lockNodeId, .metadata, .waitForLock,
                     .releaseOnDisconnect]

@@ -202,6 +202,13 @@ package struct Params {
         return try limit(param.name, default: Int(param.defaultValue ?? "") ?? 100)
     }
 
+    /// A page size that may be absent (nil), 1...1000 when given.
+    package func optionalPageSize(_ param: Param) throws -> Int? {
+        declared(param, [.pageSize], required: false)
+        guard try nonNegativeInt(param.name) != nil else { return nil }
+        return try limit(param.name, default: 0)
+    }
+
     package func bool(_ param: Param) throws -> Bool? {
         declared(param, [.boolean], required: false)
         return try bool(param.name)

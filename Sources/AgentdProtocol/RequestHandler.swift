@@ -25,6 +25,12 @@ package final class RequestHandler {
     private let recentEvents = RecentEventsCache()
     private var uptimeSecs: UInt64 { (coordinator.clock.monotonicMicros &- startedMicros) / 1_000_000 }
     private lazy var interfaceDescription: [UInt8] = InterfaceDescription.json()
+    /// When true, a TaskStatus of a task bigger than one slice is answered over several loop
+    /// turns: `handle` writes its head and leaves the stream in `startedStream` for the caller
+    /// to continue (the Server does). When false (tests, fuzzing), every answer is whole.
+    package var streamsBigAnswers = false
+    /// The stream the last `handle` started, if any; the caller takes it.
+    package var startedStream: TaskStatusStream?
 
     package init(coordinator: Coordinator, storeFacts: StoreFacts) {
         self.coordinator = coordinator
@@ -43,6 +49,8 @@ package final class RequestHandler {
     package enum Reply {
         case written
         case parked(UInt64)
+        /// The head is written; the rest (and the envelope's end) follow in slices.
+        case streaming(TaskStatusStream)
     }
 
     /// Answers one line (already without its "\n") into `out`, or parks it and says so.
@@ -96,6 +104,8 @@ package final class RequestHandler {
             case let .parked(waiter):
                 out.removeSubrange(start...)
                 return ParkedRequest(waiter: waiter, id: id.owned())
+            case let .streaming(stream):
+                startedStream = stream
             }
         } catch let error as RequestError {
             out.removeSubrange(start...)
@@ -241,7 +251,18 @@ package final class RequestHandler {
             appendEventId(try coordinator.failNode(task: taskId, node: nodeId, lease: leaseId, error: error), to: &out)
         case .taskStatus:
             let taskId = try params.requiredUUID(.taskId)
-            ResultEncoding.taskStatus(try coordinator.taskAsOfNow(taskId), to: &out)
+            let offset = try params.nonNegativeInt(.nodeOffset)
+            let limit = try params.optionalPageSize(.nodeLimit)
+            let task = try coordinator.taskAsOfNow(taskId)
+            if offset != nil || limit != nil {
+                let first = Int(min(offset ?? 0, Int64(task.nodes.count)))
+                let end = min(task.nodes.count, first + (limit ?? 1000))
+                ResultEncoding.taskStatusPage(task, nodes: first..<end, to: &out)
+            } else if streamsBigAnswers && task.nodes.count > Int(TaskStatusStream.sliceNodes) {
+                return .streaming(TaskStatusStream(coordinator: coordinator, task: task, into: &out))
+            } else {
+                ResultEncoding.taskStatus(task, to: &out)
+            }
         case .acquireResourceLock:
             var request = LockRequest(key: try params.requiredString(.resourceKey))
             request.owner = try params.string(.lockOwner) ?? defaultOwner ?? "anonymous"

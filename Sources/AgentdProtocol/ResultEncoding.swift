@@ -10,7 +10,11 @@ package enum ResultEncoding {
     /// dependencies, payload_schema, result_payload, acquired_at, lease_id, lease_owner,
     /// lease_expires_at, updated_at}`, then ours: `attempts, max_attempts, name`.
     package static func node(_ index: Int32, of task: TaskRecord, to out: inout [UInt8]) {
-        let node = task.nodes[Int(index)]
+        node(task.nodes[Int(index)], of: task, to: &out)
+    }
+
+    /// A node value (current, or as a snapshot kept it) of `task`.
+    package static func node(_ node: Node, of task: TaskRecord, to out: inout [UInt8]) {
         out.appendASCII("{\"id\":")
         out.appendQuotedUUID(node.id)
         out.appendASCII(",\"task_id\":")
@@ -241,16 +245,34 @@ package enum ResultEncoding {
 
     /// TaskStatus: `{task (with status), counts (present statuses only, sorted), nodes in registration order}`.
     package static func taskStatus(_ task: TaskRecord, to out: inout [UInt8]) {
-        out.appendASCII("{\"task\":")
-        taskSummary(task, to: &out)
-        out.appendASCII(",\"counts\":")
-        counts(task, to: &out)
-        out.appendASCII(",\"nodes\":[")
+        taskStatusHead(task, to: &out)
         for index in task.nodes.indices {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             node(Int32(index), of: task, to: &out)
         }
         out.appendASCII("]}")
+    }
+
+    /// `{"task":{...},"counts":{...},"nodes":[`: what comes before the first node.
+    package static func taskStatusHead(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"task\":")
+        taskSummary(task, to: &out)
+        out.appendASCII(",\"counts\":")
+        counts(task, to: &out)
+        out.appendASCII(",\"nodes\":[")
+    }
+
+    /// A page of TaskStatus (node_offset/node_limit): the nodes in `range`, then
+    /// `next_node_offset` (null after the last node).
+    package static func taskStatusPage(_ task: TaskRecord, nodes range: Range<Int>, to out: inout [UInt8]) {
+        taskStatusHead(task, to: &out)
+        for index in range {
+            if index > range.lowerBound { out.append(UInt8(ascii: ",")) }
+            node(Int32(index), of: task, to: &out)
+        }
+        out.appendASCII("],\"next_node_offset\":")
+        out.appendOptionalInt(range.upperBound < task.nodes.count ? Int64(range.upperBound) : nil)
+        out.append(UInt8(ascii: "}"))
     }
 
     /// `{resource_key, lease_id, owner, provider, task_id, node_id, metadata, acquired_at,

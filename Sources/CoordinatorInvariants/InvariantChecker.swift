@@ -254,8 +254,8 @@ package struct InvariantChecker {
         lastFencingCounter = c.fencingCounter
         var tokens = Set<Int64>()
         var held = 0
-        for (key, slot) in c.lockSlotsByKey {
-            guard slot >= 0, Int(slot) < c.lockSlots.count, let lock = c.lockSlots[Int(slot)], lock.key == key else {
+        for (key, slot) in c.locks.keysAndSlots {
+            guard slot >= 0, Int(slot) < c.locks.slotCapacity, let lock = c.locks[slot: slot], lock.key == key else {
                 throw InvariantViolation("lock key \(key) points at slot \(slot), which holds another")
             }
             guard !lock.deadline.isNone, c.deadlines.deadline(of: lock.deadline) == lock.expiresAtMs else {
@@ -274,11 +274,12 @@ package struct InvariantChecker {
             }
             held += 1
         }
-        let occupied = c.lockSlots.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        let occupied = (0..<Int32(c.locks.slotCapacity)).reduce(0) { $0 + (c.locks[slot: $1] == nil ? 0 : 1) }
         guard occupied == held else { throw InvariantViolation("\(occupied) lock slots in use for \(held) keys (two holders?)") }
-        let sorted = c.lockSlotsByKey.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        guard Array(c.sortedLockKeys.keys(withPrefix: "")) == sorted else {
-            throw InvariantViolation("sorted lock keys \(Array(c.sortedLockKeys.keys(withPrefix: ""))) differ from the held keys \(sorted)")
+        let sorted = c.locks.keysAndSlots.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let listed = Array(c.locks.sortedKeys())
+        guard listed == sorted else {
+            throw InvariantViolation("sorted lock keys \(listed) differ from the held keys \(sorted)")
         }
         return held
     }
@@ -293,7 +294,7 @@ package struct InvariantChecker {
             }
             switch waiter.kind {
             case let .lock(request):
-                guard c.lockSlotsByKey[request.key] != nil else {
+                guard c.locks.contains(key: request.key) else {
                     throw InvariantViolation("waiter \(id) waits for free key \(request.key)")
                 }
                 lockWaiting[request.key, default: 0] += 1

@@ -26,6 +26,11 @@ final class Server: ConnectionDelegate {
     /// Parked requests by waiter id: where and how to answer them.
     private var parked: [UInt64: (connection: Connection, request: RequestHandler.ParkedRequest)] = [:]
     private var scratch: [UInt8] = []
+    /// Big answers being written a slice a turn, by connection (at most one per connection:
+    /// later answers of that connection wait behind it in `heldAnswers`).
+    private var streams: [UInt64: (connection: Connection, stream: TaskStatusStream)] = [:]
+    /// Keeps the loop turning while a stream has slices to write.
+    private var streamTimer: Timer
     /// The TLS listeners and their agents' tokens, when `--listen` is given.
     var network: NetworkAccess?
 
@@ -38,6 +43,8 @@ final class Server: ConnectionDelegate {
         self.handler = handler
         self.listener = listener
         self.expiryTimer = Timer(loop: loop)
+        self.streamTimer = Timer(loop: loop)
+        handler.streamsBigAnswers = true
     }
 
     /// Starts serving: accepted connections, the end-of-turn commit, the expiry timer, signals.
@@ -89,10 +96,19 @@ final class Server: ConnectionDelegate {
             if let request = handler.handle(line: line, connection: id, into: &connection.output) {
                 heldAnswers[id] = HeldAnswers(slots: [.parked(request.waiter)])
                 parked[request.waiter] = (connection, request)
+            } else if let stream = handler.startedStream {
+                // Its head is in the output; the nodes follow a slice a turn, and the
+                // connection's later answers wait behind it.
+                handler.startedStream = nil
+                heldAnswers[id] = HeldAnswers(slots: [.streaming])
+                streams[id] = (connection, stream)
             }
         } else {
             scratch.removeAll(keepingCapacity: true)
+            // Behind a parked request or a stream, an answer is built whole.
+            handler.streamsBigAnswers = false
             let request = handler.handle(line: line, connection: id, into: &scratch)
+            handler.streamsBigAnswers = true
             // Handling this request may have answered the parked ones before it (a CompleteNode
             // that makes a node runnable for this connection's own parked acquire), and with them
             // released every held answer: then nothing is held any more.
@@ -163,6 +179,7 @@ final class Server: ConnectionDelegate {
         if let held = heldAnswers.removeValue(forKey: connection.id) {
             for case let .parked(waiter) in held.slots { parked[waiter] = nil }
         }
+        streams.removeValue(forKey: connection.id)?.stream.cancel()
         coordinator.connectionClosed(connection.id)
         if shuttingDown && connections.isEmpty { loop.stop() }
     }
@@ -170,6 +187,7 @@ final class Server: ConnectionDelegate {
     // MARK: - End of the loop turn
 
     private func endOfTurn() {
+        if !streams.isEmpty { continueStreams() }
         commitOrDie()
         if store.wantsCheckpoint {
             store.checkpointStarted()
@@ -184,6 +202,34 @@ final class Server: ConnectionDelegate {
         // The next turn (timers, reads, close callbacks) reads the time afresh, once.
         clock.markStale()
         if shuttingDown && connections.isEmpty { loop.stop() }
+    }
+
+    /// One slice of each big answer in progress, for a connection whose earlier output has
+    /// mostly left (a reader that does not read gets no more slices, so memory stays bounded).
+    /// The slices describe the snapshot taken when the request came, so they may leave after
+    /// any later turn's COMMIT. Then the loop is kept turning until every stream is done.
+    private func continueStreams(all: Bool = false) {
+        var progressed = false
+        for (id, entry) in streams {
+            let connection = entry.connection
+            guard all || connection.unsentByteCount < 1 << 20 else { continue }
+            progressed = true
+            let done = all ? entry.stream.appendSlice(maxNodes: .max, to: &connection.output)
+                           : entry.stream.appendSlice(to: &connection.output)
+            awaitingFlush[id] = connection
+            guard done else { continue }
+            streams[id] = nil
+            if var held = heldAnswers[id], case .streaming = held.slots.first {
+                held.slots.removeFirst()
+                heldAnswers[id] = held
+                releaseHeldAnswers(of: connection)
+            }
+        }
+        if !streams.isEmpty {
+            // Next turn at once (a zero timer keeps libuv from blocking in poll); a reader whose
+            // output is still full is looked at again a millisecond later.
+            streamTimer.start(afterMs: progressed ? 0 : 1) {}
+        }
     }
 
     /// Crash-only: if the batch cannot be written, no client has been told yes for it. Exit
@@ -224,6 +270,7 @@ final class Server: ConnectionDelegate {
         listener.close(removingSocketFile: true)
         network?.stopListening()
         coordinator.endAllWaiters()
+        continueStreams(all: true)
         commitOrDie()
         for connection in connections.values {
             connection.flush()
@@ -242,6 +289,8 @@ private struct HeldAnswers {
     enum Slot {
         case parked(UInt64)
         case ready([UInt8])
+        /// A big answer being written to the output a slice a turn (always the first slot).
+        case streaming
 
         func isParked(_ waiter: UInt64) -> Bool {
             if case let .parked(id) = self { return id == waiter }

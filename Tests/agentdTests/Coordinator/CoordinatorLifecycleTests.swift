@@ -291,7 +291,7 @@ final class CoordinatorDeleteTaskTests: XCTestCase {
         XCTAssertNil(c.lock(key: "task-lock"), "the lock naming the task goes")
         XCTAssertNotNil(c.lock(key: "other-lock"))
         XCTAssertNotNil(c.lock(key: "free-lock"))
-        XCTAssertNil(c.lockKeysByTask[t])
+        XCTAssertTrue(c.locks.keys(namingTask: t).isEmpty)
         XCTAssertEqual(c.changes.dirtyLocks["task-lock"], true)
         XCTAssertEqual(c.locksSortedByKey().map(\.key), ["free-lock", "other-lock"])
         XCTAssertEqual(try c.listTasks(status: nil, limit: 10, after: nil).map(\.id), [keep])
@@ -333,7 +333,7 @@ final class CoordinatorDeleteTaskTests: XCTestCase {
         _ = try c.mustParkLock(LockRequest(key: "k", owner: "waiter", ttlSecs: 60, taskId: t), connection: 2)
         try c.cancelTask(task: t)
         try c.deleteTask(task: t)
-        XCTAssertNil(c.lockKeysByTask[t])
+        XCTAssertTrue(c.locks.keys(namingTask: t).isEmpty)
         XCTAssertFalse(c.locksSortedByKey().contains { $0.taskId == t },
                        "lock still names the deleted task: \(c.locksSortedByKey().map { ($0.key, $0.owner) })")
     }

@@ -41,7 +41,11 @@ final class LockWorker: Worker {
 func runLocks(_ options: Options, harness: Harness, driver: LockDriver, serverPID: Int32) {
     let setUp = SyncClient(harness: harness)
     driver.prepare(setUp)
+    let reader = options.bigReaderNodes > 0
+        ? BigReader(socketPath: options.socket, nodes: options.bigReaderNodes, client: setUp) : nil
     setUp.close()
+    reader?.start()
+    defer { reader?.stop() }
     let tag = String(monotonicNanos() % 1_000_000_007, radix: 36)
     let hotKeys = options.sharedKeyCount.map { count in (0..<count).map { bytes("bench:\(tag):hot\($0)") } }
     let runner = LoadRunner(harness: harness, config: options.loadConfig(serverPID: serverPID), framing: driver)
@@ -50,7 +54,12 @@ func runLocks(_ options: Options, harness: Harness, driver: LockDriver, serverPI
         return LockWorker(driver: driver, owner: bytes("bench-" + name),
                           keys: hotKeys ?? [bytes("bench:" + name)], seed: UInt64(lane * 1000 + slot + 1))
     })
-    report(scenario: "locks", options: options, fields: [("keys", options.keys)], result)
+    var fields = [("keys", options.keys)]
+    if let reader {
+        fields.append(("big_reader_nodes", String(options.bigReaderNodes)))
+        fields.append(("big_reader_answers", String(reader.answers)))
+    }
+    report(scenario: "locks", options: options, fields: fields, result)
 }
 
 extension Options {

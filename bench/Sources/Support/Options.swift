@@ -13,6 +13,8 @@ struct Options {
     var count = 0                        // 0: bounded by duration only
     var keys = "distinct"                // or shared:K
     var sharedTask = false
+    /// locks (agentd): nodes of a task one more client reads with TaskStatus throughout; 0: none.
+    var bigReaderNodes = 0
     var pid: Int32 = 0                   // the daemon's pid; 0: found from the socket's owner
     var lockTTLSeconds = 30
     // dag-scale
@@ -44,6 +46,7 @@ struct Options {
       --count N              stop after N measured requests (default: duration only)
       --pid PID              the server process, for CPU and RSS (default: owner of the socket)
       --keys distinct|shared:K   locks: a key per worker, or K hot keys (default distinct)
+      --big-reader N             locks (agentd): one more client reads TaskStatus of an N-node task throughout
       --ttl SECS             lock TTL (default 30)
       --shared-task          leases: one task (tube) for every connection instead of one each
       --sizes A,B,..         dag-scale node counts (default 1000,10000,100000,1000000)
@@ -92,6 +95,7 @@ struct Options {
             case "--keys": options.keys = value(argument)
             case "--ttl": options.lockTTLSeconds = number(argument)
             case "--shared-task": options.sharedTask = true
+            case "--big-reader": options.bigReaderNodes = number(argument)
             case "--sizes":
                 options.sizes = value(argument).split(separator: ",").map { part in
                     guard let size = parseSize(String(part)), size > 0 else { fail("--sizes: bad size \(part)") }

@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""A fixed request mix against agentd, one phase per request type, for profilers.
+
+Each phase sends N requests of one method from K connections (one request in flight per
+connection, so a loop turn handles up to K of them and commits once), then marks the end of
+the phase so that a profiler can attribute what the daemon did to that method:
+
+    # instructions per request by method (callgrind dumps one profile per phase)
+    python3 bench/profile.py --tool callgrind --agentd .build/release/agentd
+    # system calls per request by method
+    python3 bench/profile.py --tool strace --agentd .build/release/agentd
+
+Phases: RegisterTask (one node each), AddNodes (one node), AcquireNextNode, HeartbeatNode,
+CompleteNode (the lease cycle, on a task per connection, as `bench leases` does),
+AcquireResourceLock and ReleaseResourceLock (a key per connection, as `bench locks`).
+With --tool callgrind, each phase's profile is in DIR/callgrind.out.PID.N (see --keep) and
+a summary per phase is printed: instructions per request, split into SQLite, libc,
+the Swift runtime and agentd's own code.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+class Conn:
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.buffer = b""
+
+    def send(self, obj):
+        self.sock.sendall((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+
+    def read(self):
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise SystemExit("daemon closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        answer = json.loads(line)
+        if "error" in answer:
+            raise SystemExit(f"error answer: {answer}")
+        return answer["result"]
+
+
+def rounds(conns, make, n):
+    """n requests in rounds of one per connection; make(i, conn_index) -> request object."""
+    results = []
+    sent = 0
+    while sent < n:
+        batch = min(len(conns), n - sent)
+        for k in range(batch):
+            conns[k].send(make(sent + k, k))
+        for k in range(batch):
+            results.append(conns[k].read())
+        sent += batch
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--agentd", default=".build/release/agentd")
+    ap.add_argument("--tool", choices=["callgrind", "strace", "none"], default="callgrind")
+    ap.add_argument("-n", type=int, default=4096, help="requests per phase")
+    ap.add_argument("-k", type=int, default=32, help="connections")
+    ap.add_argument("--sync", default="normal")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+
+    work = tempfile.mkdtemp(prefix="agentd-profile.")
+    sock = os.path.join(work, "d.sock")
+    cmd = [args.agentd, "serve", "--socket", sock, "--db", os.path.join(work, "state.db"), "--sync", args.sync]
+    if args.tool == "callgrind":
+        cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
+               f"--callgrind-out-file={work}/callgrind.out.%p"] + cmd
+    elif args.tool == "strace":
+        cmd = ["strace", "-f", "-o", f"{work}/strace", "-tt"] + cmd
+    env = dict(os.environ, AGENTD_HOME=work)
+    daemon = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "log"), "w"))
+    for _ in range(3000):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.01)
+    else:
+        raise SystemExit("no socket")
+    conns = [Conn(sock) for _ in range(args.k)]
+    n, k = args.n, args.k
+
+    def mark(name):
+        if args.tool == "callgrind":
+            subprocess.run(["callgrind_control", "--dump=" + name, str(daemon.pid)],
+                           stdout=subprocess.DEVNULL, check=True)
+        elif args.tool == "strace":
+            # A marker the strace log shows between phases.
+            conns[0].send({"method": "Health", "params": {"phase": name}})
+            conns[0].read()
+
+    # Set-up: a task per connection for the lease cycle.
+    tasks = [r["task_id"] for r in rounds(conns, lambda i, c: {"id": 1, "method": "RegisterTask",
+                                                                "params": {"goal": f"profile {i}"}}, k)]
+    mark("setup")
+    phases = []
+
+    def phase(name, make):
+        started = time.time()
+        out = rounds(conns, make, n)
+        mark(name)
+        phases.append((name, time.time() - started))
+        return out
+
+    phase("RegisterTask", lambda i, c: {"id": 1, "method": "RegisterTask",
+                                        "params": {"goal": "g", "initial_nodes": [{}]}})
+    phase("AddNodes", lambda i, c: {"id": 1, "method": "AddNodes", "params": {"task_id": tasks[c], "nodes": [{}]}})
+    acquired = phase("AcquireNextNode", lambda i, c: {"id": 1, "method": "AcquireNextNode",
+                                                      "params": {"task_id": tasks[c], "lease_owner": f"w{c}"}})
+    phase("HeartbeatNode", lambda i, c: {"id": 1, "method": "HeartbeatNode", "params": {
+        "task_id": tasks[c], "node_id": acquired[i]["node_id"], "lease_id": acquired[i]["lease_id"]}})
+    phase("CompleteNode", lambda i, c: {"id": 1, "method": "CompleteNode", "params": {
+        "task_id": tasks[c], "node_id": acquired[i]["node_id"], "lease_id": acquired[i]["lease_id"],
+        "result_payload": {}}})
+    locks = phase("AcquireResourceLock", lambda i, c: {"id": 1, "method": "AcquireResourceLock", "params": {
+        "resource_key": f"key-{c}-{i}", "owner": f"w{c}", "ttl_secs": 60}})
+    phase("ReleaseResourceLock", lambda i, c: {"id": 1, "method": "ReleaseResourceLock", "params": {
+        "resource_key": locks[i]["resource_key"], "lease_id": locks[i]["lease_id"]}})
+
+    for c in conns:
+        c.sock.close()
+    daemon.terminate()
+    daemon.wait()
+
+    if args.tool == "callgrind":
+        report_callgrind(work, daemon.pid, [p for p, _ in phases], n)
+        if args.keep:
+            print("per-phase profiles: callgrind_annotate", f"{work}/callgrind.out.{daemon.pid}.N (N=2: first phase)")
+    elif args.tool == "strace":
+        report_strace(work, [p for p, _ in phases], n)
+    if args.keep:
+        print("kept", work)
+    else:
+        shutil.rmtree(work)
+
+
+def annotate(path, inclusive):
+    out = subprocess.run(["callgrind_annotate", "--threshold=100", "--show-percs=no",
+                          "--inclusive=" + ("yes" if inclusive else "no"), path],
+                         capture_output=True, text=True).stdout
+    total, rows = 0, []
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(.*)$", line)
+        if not m:
+            continue
+        ir = int(m.group(1).replace(",", ""))
+        if "PROGRAM TOTALS" in line:
+            total = ir
+            continue
+        rows.append((ir, m.group(2)))
+    return total, rows
+
+
+def report_callgrind(work, pid, names, n):
+    files = sorted(glob.glob(f"{work}/callgrind.out.{pid}.*"), key=lambda p: int(p.rsplit(".", 1)[1]))
+    # files[0] is the set-up; then one per phase; the final dump at exit is the shutdown.
+    print(f"instructions per request (callgrind, {n} requests per phase, K connections, one in flight each)")
+    print("  total: everything the daemon's thread ran; handle: decode + Coordinator + encode (inclusive);")
+    print("  sql: Store.commit (inclusive), of which rows: the row statements, the rest BEGIN/COMMIT;")
+    print("  flush: answers out; exclusive: swift runtime (retain/release/access), malloc+free, memcpy/memset")
+    print(f"{'phase':22s} {'total':>8s} {'handle':>8s} {'sql':>8s} {'rows':>8s} {'commit':>8s} {'flush':>7s}"
+          f" {'swiftrt':>8s} {'malloc':>8s} {'mem*':>8s}")
+    for name, path in zip(names, files[1:1 + len(names)]):
+        total, inc = annotate(path, True)
+        _, exc = annotate(path, False)
+
+        def inclusive(fragment):
+            return max([ir for ir, where in inc if fragment in where] or [0])
+
+        handle = inclusive("RequestHandlerC6handle4line")
+        sql = inclusive("AgentdStore0B0C6commit4from")
+        rows = inclusive("AgentdStore0B0C5write")
+        flush = inclusive("ConnectionC5flushyyF")
+        swiftrt = sum(ir for ir, where in exc if ir < total and "libswiftCore" in where)
+        malloc = sum(ir for ir, where in exc if ir < total and "malloc/" in where)
+        mem = sum(ir for ir, where in exc if ir < total and ("memset" in where or "memmove" in where or "memcpy" in where))
+        print(f"{name:22s} {total / n:8.0f} {handle / n:8.0f} {sql / n:8.0f} {rows / n:8.0f} {(sql - rows) / n:8.0f}"
+              f" {flush / n:7.0f} {swiftrt / n:8.0f} {malloc / n:8.0f} {mem / n:8.0f}")
+
+
+def report_strace(work, names, n):
+    lines = open(f"{work}/strace").read().splitlines()
+    # Split the log at the Health markers.
+    segments, current = [], []
+    for line in lines:
+        current.append(line)
+        if '"phase":' in line and "read(" in line:
+            segments.append(current)
+            current = []
+    print(f"system calls per request (strace -f, {n} requests per phase)")
+    calls = ["read", "write", "writev", "pwrite64", "pread64", "fcntl", "fdatasync", "fsync", "epoll_wait", "mmap", "munmap"]
+    print(f"{'phase':22s} " + " ".join(f"{c:>9s}" for c in calls) + f" {'commits':>8s}")
+    for name, segment in zip(names, segments[1:]):
+        counts = {}
+        for line in segment:
+            m = re.match(r"\d+\s+[\d:.]+\s+(\w+)\(", line)
+            if m:
+                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+        # A commit in WAL mode ends with its last frame write; count BEGINs by the fcntl pairs instead.
+        print(f"{name:22s} " + " ".join(f"{counts.get(c, 0) / n:9.3f}" for c in calls)
+              + f" {counts.get('epoll_wait', 0):8d}")
+
+
+if __name__ == "__main__":
+    main()
