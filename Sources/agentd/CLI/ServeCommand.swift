@@ -1,0 +1,70 @@
+import AgentdClient
+import ArgumentParser
+import Glibc
+
+/// `agentd serve`: the daemon. The flags are declared here for help and completions; their
+/// values are read by the daemon's own Configuration, as they always were (same defaults,
+/// same environment, same messages).
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the daemon (the default when agentd is given no command).",
+        discussion: """
+        Flags win over the environment, which wins over $AGENTD_HOME/.env:
+          AGENTD_HOME                 default ~/.agentd (holds agent_state.db, agentd.sock, .env)
+          AGENTD_DATABASE_URL         sqlite://PATH
+          AGENTD_SOCKET_PATH          the Unix socket
+          AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
+          AGENTD_CONTEXT_EVENT_LIMIT  journal events in an acquired node's context, default 50
+          AGENTD_ENV_FILE             default $AGENTD_HOME/.env
+        SIGINT and SIGTERM stop the daemon cleanly.
+        """
+    )
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("The Unix socket to serve (default $AGENTD_HOME/agentd.sock).", valueName: "path"),
+            completion: .file())
+    var socket: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("The SQLite database (default $AGENTD_HOME/agent_state.db).", valueName: "path"),
+            completion: .file())
+    var db: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("Seconds a node lease lasts without a heartbeat (default 300).", valueName: "secs"))
+    var nodeTimeout: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("Journal events in an acquired node's context (default 50).", valueName: "n"))
+    var contextEventLimit: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("SQLite synchronous mode: normal survives a crash of the daemon, full also a power loss.",
+                               valueName: "normal|full"),
+            completion: .list(["normal", "full"]))
+    var sync: String?
+
+    /// The flags as Configuration reads them (values untouched: it checks them itself).
+    var configurationArguments: [String] {
+        var flags: [String] = []
+        func add(_ flag: String, _ value: String?) { if let value { flags += [flag, value] } }
+        add("--socket", socket)
+        add("--db", db)
+        add("--node-timeout", nodeTimeout)
+        add("--context-event-limit", contextEventLimit)
+        add("--sync", sync)
+        return flags
+    }
+
+    func run() throws {
+        let config: Configuration
+        do {
+            config = try Configuration.load(arguments: configurationArguments,
+                                            environment: AgentdEnvironment.processEnvironment(), allowServeFlags: true)
+        } catch {
+            throw CLIFailure.usage("\(error)")
+        }
+        throw ExitCode(Daemon.run(config))
+    }
+}

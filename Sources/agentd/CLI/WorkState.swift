@@ -1,0 +1,152 @@
+import AgentdClient
+import Glibc
+
+/// What `agentd work` must know before it starts its workers.
+struct WorkPlan {
+    var taskId: String
+    var owner: String
+    var command: [String]
+    var socketPath: String
+    /// --wait in ms; nil: wait while the task is ACTIVE.
+    var waitMs: Int64?
+    var once: Bool
+    var leaseTtl: Int64
+    /// Whether --lease-ttl was given (then it is sent with each acquire and heartbeat).
+    var explicitLeaseTtl: Bool
+}
+
+/// The workers' shared state: counts, who runs what, stopping, the progress line.
+final class WorkState: @unchecked Sendable {
+    enum Slot {
+        /// Waiting for a node on this connection: closing it ends the wait.
+        case idle(AgentdConnection)
+        case running(ChildProcess, label: String)
+        case done
+    }
+
+    private struct Inner {
+        var slots: [Int: Slot] = [:]
+        var completed = 0
+        var failed = 0
+        var ran = 0
+        var stopSignal: Int32?
+        /// An error that ends the whole run (the daemon gone, an unexpected refusal).
+        var fatal: CLIFailure?
+    }
+
+    private let inner = Locked(Inner())
+    private let progress: Bool
+    private let once: Bool
+
+    /// `progress`: draw a progress line on stderr (a TTY); `once`: running nothing is exit 75.
+    init(progress: Bool, once: Bool) {
+        self.progress = progress
+        self.once = once
+    }
+
+    var isStopping: Bool { inner.withValue { $0.stopSignal != nil || $0.fatal != nil } }
+
+    /// The slot waits for a node on `connection`; false if the run is stopping.
+    func idle(_ slot: Int, on connection: AgentdConnection) -> Bool {
+        inner.withValue { state in
+            guard state.stopSignal == nil && state.fatal == nil else { return false }
+            state.slots[slot] = .idle(connection)
+            return true
+        }
+    }
+
+    /// The slot got a node; false if the run is stopping (then the node is not run).
+    func starting(_ slot: Int, label: String, run: () throws -> ChildProcess) rethrows -> ChildProcess? {
+        let child: ChildProcess? = try inner.withValue { state in
+            guard state.stopSignal == nil && state.fatal == nil else { return nil }
+            let child = try run()
+            state.slots[slot] = .running(child, label: label)
+            state.ran += 1
+            return child
+        }
+        drawProgress()
+        return child
+    }
+
+    enum Outcome { case completed, failed(String), interrupted }
+
+    func finished(_ slot: Int, _ outcome: Outcome) {
+        inner.withValue { state in
+            state.slots[slot] = .done
+            switch outcome {
+            case .completed: state.completed += 1
+            case .failed: state.failed += 1
+            case .interrupted: break
+            }
+        }
+        if case .failed(let message) = outcome { say(message) }
+        drawProgress()
+    }
+
+    func slotDone(_ slot: Int) {
+        inner.withValue { $0.slots[slot] = .done }
+    }
+
+    /// Ends the run: no worker takes another node; `forward` passes the signal on to the
+    /// running commands (unless the terminal already sent it to them).
+    func stop(signal: Int32, forward: Bool) {
+        let toClose: [AgentdConnection] = inner.withValue { state in
+            if state.stopSignal == nil { state.stopSignal = signal }
+            var idle: [AgentdConnection] = []
+            for (_, slot) in state.slots {
+                switch slot {
+                case .idle(let connection): idle.append(connection)
+                case .running(let child, _): if forward { child.signal(signal) }
+                case .done: break
+                }
+            }
+            return idle
+        }
+        toClose.forEach { $0.close() }
+    }
+
+    /// Ends the run because of an error every worker would meet.
+    func fail(_ failure: CLIFailure) {
+        let toClose: [AgentdConnection] = inner.withValue { state in
+            if state.fatal == nil { state.fatal = failure }
+            return state.slots.values.compactMap { if case .idle(let c) = $0 { return c } else { return nil } }
+        }
+        toClose.forEach { $0.close() }
+    }
+
+    /// The exit status, after every worker has ended.
+    func finish() -> Int32 {
+        let state = inner.withValue { $0 }
+        if progress {
+            fputs("\r\u{1B}[K", stderr)
+            fputs("agentd work: \(state.completed) completed, \(state.failed) failed\n", stderr)
+        }
+        if let fatal = state.fatal {
+            complain(fatal.message)
+            return fatal.status
+        }
+        if let signal = state.stopSignal { return 128 + signal }
+        if state.failed > 0 { return ExitStatus.refused }
+        return state.ran == 0 && once ? ExitStatus.notObtained : ExitStatus.ok
+    }
+
+    /// A message on its own line, clear of the progress line.
+    func say(_ message: String) {
+        inner.withValue { _ in
+            if progress { fputs("\r\u{1B}[K", stderr) }
+            complain(message)
+        }
+    }
+
+    private func drawProgress() {
+        guard progress else { return }
+        inner.withValue { state in
+            let running = state.slots.values.compactMap { slot -> String? in
+                if case .running(_, let label) = slot { return label } else { return nil }
+            }.sorted()
+            var line = "agentd work: \(state.completed) completed, \(state.failed) failed"
+            if !running.isEmpty { line += ", running " + running.joined(separator: ", ") }
+            fputs("\r\u{1B}[K" + shortened(line, to: 150), stderr)
+        }
+    }
+}
