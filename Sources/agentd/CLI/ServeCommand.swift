@@ -11,11 +11,11 @@ struct ServeCommand: ParsableCommand {
         abstract: "Run the daemon (the default when agentd is given no command).",
         discussion: """
         Flags win over the environment, which wins over $AGENTD_HOME/.env:
-          AGENTD_HOME                 default ~/.agentd (holds agent_state.db, agentd.sock, .env)
+          AGENTD_HOME                 default ~/.agentd (database, socket, .env)
           AGENTD_DATABASE_URL         sqlite://PATH
           AGENTD_SOCKET_PATH          the Unix socket
           AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
-          AGENTD_CONTEXT_EVENT_LIMIT  journal events in an acquired node's context, default 50
+          AGENTD_CONTEXT_EVENT_LIMIT  journal events in a node's context, default 50
           AGENTD_ENV_FILE             default $AGENTD_HOME/.env
         SIGINT and SIGTERM stop the daemon cleanly.
         """
