@@ -69,7 +69,7 @@ END {
     }
 
     print ""
-    print "targets (issue 4):"
+    print "targets:"
     l64 = full_locks "agentd"
     if ((l64 in ops) && ((full_locks "redis-aof") in ops)) {
         a = ratio(ops[l64], ops[full_locks "redis-aof"]); m = ratio(ops[l64], ops[full_locks "redis-mem"])

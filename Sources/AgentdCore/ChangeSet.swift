@@ -35,3 +35,18 @@ package struct ChangeSet {
         fencingReservationMoved = false
     }
 }
+
+extension Coordinator {
+    /// The Store has written `changes` and committed them: the nodes written are clean again (their
+    /// next change records them anew) and a new change set begins.
+    package func didCommit() {
+        for (slot, range) in changes.newNodes {
+            guard let task = task(slot: slot) else { continue }
+            for index in range { task.nodes[Int(index)].persist = .clean }
+        }
+        for ref in changes.dirtyNodes {
+            task(slot: ref.task)?.nodes[Int(ref.index)].persist = .clean
+        }
+        changes.removeAll()
+    }
+}

@@ -43,7 +43,7 @@ extension Coordinator {
     /// PENDING -> RUNNING under a new lease with its deadline.
     package func lease(_ index: Int32, in task: TaskRecord, owner: String, ttlSecs: Int64, boundConnection: UInt64) {
         let now = nowMs
-        let expiresAt = instant(afterSecs: ttlSecs, from: now)
+        let expiresAt = leaseDeadline(afterSecs: ttlSecs, from: now)
         let deadline = deadlines.schedule(expiresAt, for: .nodeLease(task: task.slot, node: index))
         setStatus(.running, of: index, in: task)
         task.nodes[Int(index)].lease = Lease(id: ids.next(), owner: owner, acquiredAtSecs: now / 1000,
@@ -67,7 +67,7 @@ extension Coordinator {
             throw CoordinatorError.nodeNotRunning(nodeId, task: taskId)
         }
         let now = nowMs
-        let expiresAt = instant(afterSecs: leaseTTLSecs ?? settings.nodeTimeoutSecs, from: now)
+        let expiresAt = leaseDeadline(afterSecs: leaseTTLSecs ?? settings.nodeTimeoutSecs, from: now)
         deadlines.move(lease.deadline, to: expiresAt)
         task.nodes[Int(index)].lease!.expiresAtMs = expiresAt
         task.nodes[Int(index)].lease!.acquiredAtSecs = now / 1000
@@ -110,6 +110,8 @@ extension Coordinator {
     package func failNode(task taskId: UUID128, node nodeId: UUID128, lease leaseId: UUID128,
                   error: [UInt8]) throws -> UUID128 {
         expireDue()
+        // The task may have stopped being ACTIVE: its parked acquirers are answered.
+        defer { serveWaiting() }
         let (task, index) = try finishableNode(task: taskId, node: nodeId, lease: leaseId, target: .failed)
         finish(index, in: task, as: .failed, payload: error)
         counters.failedNodes += 1
@@ -128,13 +130,7 @@ extension Coordinator {
     }
 
     private func finish(_ index: Int32, in task: TaskRecord, as status: NodeStatus, payload: [UInt8]) {
-        if let lease = task.nodes[Int(index)].lease {
-            deadlines.cancel(lease.deadline)
-            if lease.boundConnection != 0 {
-                bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: index))] = nil
-            }
-        }
-        task.nodes[Int(index)].lease = nil
+        endLease(index, in: task)
         task.nodes[Int(index)].result = payload
         task.nodes[Int(index)].updatedAtSecs = nowMs / 1000
         setStatus(status, of: index, in: task)

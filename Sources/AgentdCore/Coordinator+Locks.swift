@@ -57,7 +57,7 @@ extension Coordinator {
     /// Creates the lock for a request whose key is free, with the next fencing token.
     package func grantLock(_ request: LockRequest) -> Int32 {
         let now = nowMs
-        let expiresAt = instant(afterSecs: max(request.ttlSecs ?? defaultLockTTLSecs, 1), from: now)
+        let expiresAt = leaseDeadline(afterSecs: max(request.ttlSecs ?? defaultLockTTLSecs, 1), from: now)
         touchLock(request.key)
         fencingCounter += 1
         if fencingCounter > fencingReserved {
@@ -83,7 +83,7 @@ extension Coordinator {
             throw CoordinatorError.lockNeedsActiveLease(key)
         }
         let now = nowMs
-        let expiresAt = instant(afterSecs: max(ttlSecs ?? defaultLockTTLSecs, 1), from: now)
+        let expiresAt = leaseDeadline(afterSecs: max(ttlSecs ?? defaultLockTTLSecs, 1), from: now)
         touchLock(key)
         deadlines.move(lock.deadline, to: expiresAt)
         updateLock(slot: slot) {

@@ -10,9 +10,11 @@ package struct StoredNode {
     package var updatedAtSecs: Int64
     package var attempts: Int32
     package var maxAttempts: Int32
+    package var name: String?
 
     package init(id: UUID128, status: NodeStatus, dependencies: [UUID128], payloadSchema: [UInt8], result: [UInt8]?,
-                 lease: Lease?, updatedAtSecs: Int64, attempts: Int32, maxAttempts: Int32) {
+                 lease: Lease?, updatedAtSecs: Int64, attempts: Int32, maxAttempts: Int32, name: String? = nil) {
+        self.name = name
         self.id = id
         self.status = status
         self.dependencies = dependencies
@@ -41,9 +43,12 @@ extension Coordinator {
     package func restoreNode(_ stored: StoredNode, in task: TaskRecord, pendingDependencies: inout [[UUID128]]) {
         var node = Node(id: stored.id, status: stored.status, payloadSchema: stored.payloadSchema,
                         updatedAtSecs: stored.updatedAtSecs, attempts: stored.attempts,
-                        maxAttempts: stored.maxAttempts)
+                        maxAttempts: stored.maxAttempts, name: stored.name)
         node.result = stored.result
         node.lease = stored.status == .running ? stored.lease : nil
+        // Rows written before deadlines were whole seconds may hold any millisecond: a restart
+        // gives them the same whole-second deadline as an acquire or a heartbeat would.
+        if let lease = node.lease { lease.expiresAtMs = Coordinator.wholeSecond(atOrAfter: lease.expiresAtMs) }
         node.persist = .clean
         appendNode(node, to: task)
         pendingDependencies.append(stored.dependencies)
@@ -101,6 +106,8 @@ extension Coordinator {
     }
 
     package func restoreLock(_ lock: ResourceLock) {
+        var lock = lock
+        lock.expiresAtMs = Coordinator.wholeSecond(atOrAfter: lock.expiresAtMs)
         fencingCounter = max(fencingCounter, lock.fencingToken)
         let slot = insertLock(lock)
         let deadline = deadlines.schedule(lock.expiresAtMs, for: .lock(slot: slot))
@@ -110,5 +117,14 @@ extension Coordinator {
     /// Expires what ran out while the daemon was down; those changes are written at the first commit.
     package func finishRestore() {
         expireDue()
+    }
+}
+
+extension Coordinator {
+    /// The fencing reservation as it was persisted: tokens go on from above it, so none handed out
+    /// before the restart is handed out again.
+    package func restoreFencing(reserved: Int64) {
+        fencingCounter = reserved
+        fencingReserved = reserved
     }
 }

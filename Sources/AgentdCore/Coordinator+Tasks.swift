@@ -50,13 +50,7 @@ extension Coordinator {
         for index in task.nodes.indices {
             let status = task.nodes[index].status
             guard status == .pending || status == .running else { continue }
-            if let lease = task.nodes[index].lease {
-                deadlines.cancel(lease.deadline)
-                if lease.boundConnection != 0 {
-                    bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: Int32(index)))] = nil
-                }
-                task.nodes[index].lease = nil
-            }
+            endLease(Int32(index), in: task)
             task.nodes[index].result = cancelled
             task.nodes[index].updatedAtSecs = nowMs / 1000
             setStatus(.failed, of: Int32(index), in: task)
@@ -79,9 +73,9 @@ extension Coordinator {
             touchLock(key)
             removeLock(slot: slot)
         }
-        for node in task.nodes {
+        for (index, node) in task.nodes.enumerated() {
             nodeRefs[node.id] = nil
-            if let lease = node.lease { deadlines.cancel(lease.deadline) }
+            endLease(Int32(index), in: task)
             totals.nodeCounts[Int(node.status.rawValue)] -= 1
         }
         totals.nodes -= task.nodes.count
@@ -154,10 +148,16 @@ extension Coordinator {
         batchIndex.reserveCapacity(definitions.count)
         var nodeIds: [UUID128] = []
         nodeIds.reserveCapacity(definitions.count)
+        var batchNames: Set<String> = []
         for definition in definitions {
             let id = definition.id ?? ids.nextOrdered(unixMs: nowMs)
             if nodeRefs[id] != nil || batchIndex[id] != nil {
                 throw CoordinatorError.invalidDAG("duplicate node id: \(id.string)")
+            }
+            if let name = definition.name {
+                guard task.nodesByName[name] == nil, batchNames.insert(name).inserted else {
+                    throw CoordinatorError.invalidDAG("duplicate node name: \(name)")
+                }
             }
             batchIndex[id] = base + Int32(nodeIds.count)
             nodeIds.append(id)
@@ -183,7 +183,7 @@ extension Coordinator {
                 }
             }
             nodes.append(Node(id: id, dependencies: IndexList(dependencies), payloadSchema: definition.payloadSchema,
-                              updatedAtSecs: secs, maxAttempts: definition.maxAttempts))
+                              updatedAtSecs: secs, maxAttempts: definition.maxAttempts, name: definition.name))
         }
         if let cycleNode = firstNodeOnCycle(nodes, base: base) {
             throw CoordinatorError.invalidDAG("cycle detected at node \(nodes[Int(cycleNode)].id.string)")

@@ -52,10 +52,16 @@ extension Coordinator {
         onWaiterResolved?(waiter, ending)
     }
 
-    /// Hands runnable nodes to acquirers parked on the tasks that gained some.
+    /// Hands runnable nodes to acquirers parked on the tasks that gained some; those parked on a
+    /// task that just stopped being ACTIVE (completed, failed) get null now rather than at their
+    /// time. (One may still park on a finished task: RetryNode or AddNodes can revive it.)
     package func serveWaiting() {
         while let slot = tasksToServe.popLast() {
             guard let task = taskSlots[Int(slot)] else { continue }
+            if task.status != .active && task.ready.isEmpty {
+                endAcquireWaiters(of: task)
+                continue
+            }
             while !task.ready.isEmpty, let id = task.acquireWaiters.popFirst() {
                 guard let waiter = waiters[id], case let .acquire(_, owner, ttl, bound) = waiter.kind else { continue }
                 let index = task.ready.popFirst()!

@@ -90,6 +90,20 @@ package final class Coordinator {
         instant(afterMs: duration > Coordinator.maxDurationMs / 1000 ? Coordinator.maxDurationMs : duration * 1000, from: now)
     }
 
+    /// A lease or lock deadline: the first whole second at or after `now` plus the TTL. Answers
+    /// report deadlines in whole seconds and a client (of the original too) treats the lock or
+    /// lease as free from the reported second on, so that second must be the real deadline; and
+    /// rounding up, not down, means a holder never gets less than the TTL it asked for.
+    package func leaseDeadline(afterSecs ttl: Int64, from now: Int64) -> Int64 {
+        Coordinator.wholeSecond(atOrAfter: instant(afterSecs: ttl, from: now))
+    }
+
+    /// The first whole second (in ms) at or after `ms`.
+    package static func wholeSecond(atOrAfter ms: Int64) -> Int64 {
+        let remainder = ms % 1000
+        return remainder == 0 ? ms : ms - remainder + (remainder > 0 ? 1000 : 0)
+    }
+
     // MARK: - Lookups
 
     package func task(_ id: UUID128) throws -> TaskRecord {
@@ -142,6 +156,7 @@ package final class Coordinator {
         let index = Int32(task.nodes.count)
         nodeRefs[node.id] = NodeRef(task: task.slot, index: index)
         task.nodes.append(node)
+        if let name = node.name { task.nodesByName[name] = index }
         task.counts[Int(node.status.rawValue)] += 1
         if node.isBlocked { task.blockedCount += 1 }
         totals.nodes += 1
@@ -203,6 +218,9 @@ package final class Coordinator {
     package func refile(_ task: TaskRecord) {
         let status = task.status
         guard status != task.indexedStatus else { return }
+        // Acquirers parked on a task that stops being ACTIVE are answered null (by serveWaiting,
+        // once the request that changed the task is done with it).
+        if status != .active && !task.acquireWaiters.isEmpty { tasksToServe.append(task.slot) }
         taskIndex.move(task.slot, from: task.indexedStatus, to: status)
         task.indexedStatus = status
     }
@@ -314,15 +332,22 @@ package final class Coordinator {
         serveWaiting()
     }
 
-    /// A lease ends without its holder finishing: journaled, and the node goes back to PENDING,
-    /// or to FAILED when that was its last attempt.
-    package func expireLease(_ index: Int32, in task: TaskRecord, reason: StaticString) {
-        guard let lease = task.nodes[Int(index)].lease else { return }
+    /// Takes the node's lease away, with its deadline and its tie to a connection; returns it.
+    @discardableResult
+    package func endLease(_ index: Int32, in task: TaskRecord) -> Lease? {
+        guard let lease = task.nodes[Int(index)].lease else { return nil }
         if !lease.deadline.isNone { deadlines.cancel(lease.deadline) }
         if lease.boundConnection != 0 {
             bindingsByConnection[lease.boundConnection]?[.lease(NodeRef(task: task.slot, index: index))] = nil
         }
         task.nodes[Int(index)].lease = nil
+        return lease
+    }
+
+    /// A lease ends without its holder finishing: journaled, and the node goes back to PENDING,
+    /// or to FAILED when that was its last attempt.
+    package func expireLease(_ index: Int32, in task: TaskRecord, reason: StaticString) {
+        guard let lease = endLease(index, in: task) else { return }
         let node = task.nodes[Int(index)]
         var payload: [UInt8] = []
         payload.appendASCII("{\"lease_id\":")

@@ -1,5 +1,5 @@
 import AgentdBase
-/// Why a well-formed request was refused. `reason` is the stable name of Part B;
+/// Why a well-formed request was refused. `reason` is the stable name clients branch on (error.data.reason);
 /// `message` keeps the original's text, which clients may show.
 package struct CoordinatorError: Error, Equatable {
     package enum Reason: String {

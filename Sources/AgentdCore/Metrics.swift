@@ -26,3 +26,30 @@ package struct StateTotals {
     /// Node count per NodeStatus.rawValue, over all tasks.
     package var nodeCounts: [Int] = [0, 0, 0, 0]
 }
+
+/// What Metrics reports.
+package struct MetricsSnapshot {
+    package var counters: RuntimeCounters
+    package var totals: StateTotals
+    package var lockCount: Int
+    package var settings: Coordinator.Settings
+}
+
+/// Reads for answers that report the state as of now: what is due expires first, so no answer
+/// shows a lease or lock whose second has passed.
+extension Coordinator {
+    package func taskAsOfNow(_ id: UUID128) throws -> TaskRecord {
+        expireDue()
+        return try task(id)
+    }
+
+    package func locksAsOfNow(prefix: String) -> [ResourceLock] {
+        expireDue()
+        return locksSortedByKey(prefix: prefix)
+    }
+
+    package func metricsAsOfNow() -> MetricsSnapshot {
+        expireDue()
+        return MetricsSnapshot(counters: counters, totals: totals, lockCount: lockCount, settings: settings)
+    }
+}

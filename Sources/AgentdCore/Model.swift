@@ -70,6 +70,8 @@ package struct Node {
     package var attempts: Int32 = 0
     /// 0 means unlimited, as in the original.
     package var maxAttempts: Int32 = 0
+    /// The client's name for the node, unique within its task, or nil.
+    package var name: String? = nil
     package var persist: PersistState = .inserted
     /// Positions of this node's events in the task's journal, for ReadEvents by node.
     package var events: [Int32] = []
@@ -86,12 +88,9 @@ package struct JournalEvent {
     package var actionType: String
     package var payload: [UInt8]
     package var timestampMs: Int64
-    /// The event as an answer carries it, kept only while it is among the task's last events:
-    /// every acquire of the task sends those again.
-    package var json: [UInt8] = []
 }
 
-/// Where a task stands as a whole (Part B's `task.status`).
+/// Where a task stands as a whole (`task.status`).
 package enum TaskStatus: UInt8, CaseIterable {
     case active, completed, failed, cancelled
 
@@ -120,12 +119,12 @@ package final class TaskRecord {
     package var nodes: [Node] = []
     package var ready = ReadyQueue()
     package var events: [JournalEvent] = []
-    /// Events before this position carry no cached `json`.
-    package var eventJSONCachedFrom = 0
     /// Node count per NodeStatus.rawValue.
     package var counts: [Int] = [0, 0, 0, 0]
     /// PENDING nodes that can never run (a subset of counts[pending]).
     package var blockedCount = 0
+    /// Named nodes by name, so that a duplicate is found without a scan.
+    package var nodesByName: [String: Int32] = [:]
     package var cancelled = false
     /// The status it was last filed under in the per-status task index.
     package var indexedStatus: TaskStatus = .active

@@ -7,12 +7,18 @@ package struct NodeDefinition {
     package var payloadSchema: [UInt8] = JSONPayload.emptyObject
     /// 0 = unlimited.
     package var maxAttempts: Int32 = 0
+    /// Unique within its task; nil when the client gave none.
+    package var name: String?
+
+    /// The longest node name, in bytes of UTF-8.
+    package static let maxNameBytes = 200
 
     package init(id: UUID128? = nil, dependencies: [UUID128] = [], payloadSchema: [UInt8] = JSONPayload.emptyObject,
-                 maxAttempts: Int32 = 0) {
+                 maxAttempts: Int32 = 0, name: String? = nil) {
         self.id = id
         self.dependencies = dependencies
         self.payloadSchema = payloadSchema
         self.maxAttempts = maxAttempts
+        self.name = name
     }
 }

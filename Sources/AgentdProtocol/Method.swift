@@ -33,6 +33,16 @@ package enum Method: CaseIterable {
         }
     }
 
+    /// The original ignores the params of these methods, whatever JSON they are (a number, an
+    /// array, null...), so a client of it may send anything there. ListResourceLocks still reads
+    /// `prefix` when params is an object.
+    package var ignoresParams: Bool {
+        switch self {
+        case .describeInterface, .health, .metrics, .listResourceLocks: return true
+        default: return false
+        }
+    }
+
     /// Names beyond the canonical one and its snake_case form.
     package var aliases: [String] {
         switch self {

@@ -1,10 +1,11 @@
 import AgentdBase
 import AgentdCore
 /// Reads `initial_nodes` (RegisterTask) or `nodes` (AddNodes): an array of
-/// `{id?, dependencies = [], payload_schema = {}, max_attempts?}`.
+/// `{id?, dependencies = [], payload_schema = {}, max_attempts?, name?}`.
 package enum NodeDefinitionDecoder {
-    package static func decode(_ params: Params, field: StaticString) throws -> [NodeDefinition] {
-        guard let array = try params.array(field) else { return [] }
+    package static func decode(_ params: Params, _ param: Param) throws -> [NodeDefinition] {
+        guard let array = try params.nodeDefinitionArray(param) else { return [] }
+        let field = param.name
         let document = params.document
         var definitions: [NodeDefinition] = []
         for element in document.elements(array) {
@@ -23,7 +24,8 @@ package enum NodeDefinitionDecoder {
                     definition.dependencies.append(try Params.uuid(document, dependency, field: "dependencies"))
                 }
             }
-            if let schema = document.presentMember(element, "payload_schema") {
+            // An explicit null is kept, as the original stores it; only absence means {}.
+            if let schema = document.member(element, "payload_schema") {
                 var compact: [UInt8] = []
                 document.appendCompact(schema, to: &compact)
                 definition.payloadSchema = JSONPayload.shared(compact)
@@ -34,6 +36,16 @@ package enum NodeDefinitionDecoder {
                     throw RequestError.invalidParams("field `max_attempts` must be a positive integer")
                 }
                 definition.maxAttempts = Int32(value)
+            }
+            if let name = document.presentMember(element, "name") {
+                guard document.kind(name) == .string else {
+                    throw RequestError.invalidParams("invalid type for field `name`: expected a string, found \(Params.describe(document.kind(name)))")
+                }
+                let text = document.string(name)
+                guard text.utf8.count <= NodeDefinition.maxNameBytes else {
+                    throw RequestError.invalidParams("field `name` must be at most \(NodeDefinition.maxNameBytes) bytes of UTF-8")
+                }
+                definition.name = text
             }
             definitions.append(definition)
         }

@@ -1,7 +1,7 @@
 import AgentdBase
 import AgentdCore
 /// A refused request, as it goes on the wire: JSON-RPC code, the original's message, and the
-/// stable reason of Part B in `error.data.reason`.
+/// stable reason in `error.data.reason`.
 package struct RequestError: Error {
     package enum Code: Int64 {
         case parseError = -32700

@@ -19,6 +19,8 @@ package final class RequestHandler {
     private let methods = MethodTable()
     private var tape = JSONTape()
     private let startedMicros: UInt64
+    private let recentEvents = RecentEventsCache()
+    private var uptimeSecs: UInt64 { (coordinator.clock.monotonicMicros &- startedMicros) / 1_000_000 }
     private lazy var interfaceDescription: [UInt8] = InterfaceDescription.json()
 
     package init(coordinator: Coordinator, storeFacts: StoreFacts) {
@@ -82,7 +84,9 @@ package final class RequestHandler {
         let start = out.count
         Self.appendResultOpening(id: id, to: &out)
         do {
-            let params = try Params(document: document, object: document.member(document.root, "params"))
+            var params = try Params(document: document, object: document.member(document.root, "params"),
+                                    lenient: method.ignoresParams)
+            params.method = method
             switch try dispatch(method, params, connection: connection, into: &out) {
             case .written:
                 out.appendASCII("}\n")
@@ -109,7 +113,8 @@ package final class RequestHandler {
         switch outcome {
         case let .acquired(ref):
             ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
-                                    eventLimit: coordinator.settings.contextEventLimit, to: &out)
+                                    eventLimit: coordinator.settings.contextEventLimit,
+                                    recentEvents: recentEvents, to: &out)
         case let .lockGranted(slot):
             appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
         case let .events(task, node, afterSeq, limit):
@@ -176,81 +181,75 @@ package final class RequestHandler {
             out.appendJSONInt(Int64(coordinator.settings.contextEventLimit))
             out.append(UInt8(ascii: "}"))
         case .metrics:
-            appendMetrics(to: &out)
+            ResultEncoding.metrics(coordinator.metricsAsOfNow(), uptimeSecs: uptimeSecs, storeFacts: storeFacts, to: &out)
         case .registerTask:
-            let goal = try params.requiredString("goal")
+            let goal = try params.requiredString(.goal)
             // An explicit null is kept, as the original keeps it; only absence means {}.
-            let context = params.payload("context") ?? JSONPayload.emptyObject
-            let nodes = try NodeDefinitionDecoder.decode(params, field: "initial_nodes")
+            let context = params.payload(.context) ?? JSONPayload.emptyObject
+            let nodes = try NodeDefinitionDecoder.decode(params, .initialNodes)
             let taskId = try coordinator.registerTask(goal: goal, context: context, nodes: nodes)
             out.appendASCII("{\"task_id\":")
             out.appendQuotedUUID(taskId)
             out.append(UInt8(ascii: "}"))
         case .acquireNextNode:
-            let taskId = try params.requiredUUID("task_id")
-            let owner = try params.string("lease_owner") ?? "anonymous"
+            let taskId = try params.requiredUUID(.taskId)
+            let owner = try params.string(.leaseOwner) ?? "anonymous"
             let outcome = try coordinator.acquireNextNode(
-                task: taskId, owner: owner, leaseTTLSecs: try params.seconds("lease_ttl_secs"),
-                releaseOnDisconnect: try params.bool("release_on_disconnect") ?? false,
-                connection: connection, waitMs: try params.milliseconds("wait_ms") ?? 0)
+                task: taskId, owner: owner, leaseTTLSecs: try params.seconds(.leaseTTL),
+                releaseOnDisconnect: try params.bool(.releaseOnDisconnect) ?? false,
+                connection: connection, waitMs: try params.milliseconds(.waitForNode) ?? 0)
             switch outcome {
             case let .node(ref):
                 ResultEncoding.acquired(ref.index, of: coordinator.task(slot: ref.task)!,
-                                        eventLimit: coordinator.settings.contextEventLimit, to: &out)
+                                        eventLimit: coordinator.settings.contextEventLimit,
+                                    recentEvents: recentEvents, to: &out)
             case .nothing:
                 out.appendASCII("null")
             case let .parked(waiter):
                 return .parked(waiter)
             }
         case .commitEvent:
-            let taskId = try params.requiredUUID("task_id")
-            let nodeId = try params.requiredUUID("node_id")
-            let leaseId = try params.uuid("lease_id")
-            let actionType = try params.string("action_type") ?? "COMMIT_EVENT"
-            guard let payload = params.payload("payload") ?? params.payload("event_payload") else {
-                throw params.missing("payload")
-            }
+            let taskId = try params.requiredUUID(.taskId)
+            let nodeId = try params.requiredUUID(.nodeId)
+            let leaseId = try params.uuid(.optionalLeaseId)
+            let actionType = try params.string(.actionType) ?? "COMMIT_EVENT"
+            let payload = try params.requiredPayload(.eventPayload)
             let eventId = try coordinator.commitEvent(task: taskId, node: nodeId, lease: leaseId,
                                                       actionType: actionType, payload: payload)
             appendEventId(eventId, to: &out)
         case .heartbeatNode:
-            let taskId = try params.requiredUUID("task_id")
-            let nodeId = try params.requiredUUID("node_id")
-            let leaseId = try params.requiredUUID("lease_id")
+            let taskId = try params.requiredUUID(.taskId)
+            let nodeId = try params.requiredUUID(.nodeId)
+            let leaseId = try params.requiredUUID(.leaseId)
             try coordinator.heartbeatNode(task: taskId, node: nodeId, lease: leaseId,
-                                          leaseTTLSecs: try params.seconds("lease_ttl_secs"))
+                                          leaseTTLSecs: try params.seconds(.leaseTTL))
             out.appendASCII("{\"ok\":true}")
         case .completeNode:
-            let taskId = try params.requiredUUID("task_id")
-            let nodeId = try params.requiredUUID("node_id")
-            let leaseId = try params.requiredUUID("lease_id")
-            guard let result = params.payload("result_payload") ?? params.payload("payload") else {
-                throw params.missing("result_payload")
-            }
+            let taskId = try params.requiredUUID(.taskId)
+            let nodeId = try params.requiredUUID(.nodeId)
+            let leaseId = try params.requiredUUID(.leaseId)
+            let result = try params.requiredPayload(.resultPayload)
             appendEventId(try coordinator.completeNode(task: taskId, node: nodeId, lease: leaseId, result: result), to: &out)
         case .failNode:
-            let taskId = try params.requiredUUID("task_id")
-            let nodeId = try params.requiredUUID("node_id")
-            let leaseId = try params.requiredUUID("lease_id")
-            guard let error = params.payload("error_payload") ?? params.payload("payload") else {
-                throw params.missing("error_payload")
-            }
+            let taskId = try params.requiredUUID(.taskId)
+            let nodeId = try params.requiredUUID(.nodeId)
+            let leaseId = try params.requiredUUID(.leaseId)
+            let error = try params.requiredPayload(.errorPayload)
             appendEventId(try coordinator.failNode(task: taskId, node: nodeId, lease: leaseId, error: error), to: &out)
         case .taskStatus:
-            let taskId = try params.requiredUUID("task_id")
-            coordinator.expireDue()
-            ResultEncoding.taskStatus(try coordinator.task(taskId), to: &out)
+            let taskId = try params.requiredUUID(.taskId)
+            ResultEncoding.taskStatus(try coordinator.taskAsOfNow(taskId), to: &out)
         case .acquireResourceLock:
-            var request = LockRequest(key: try params.requiredString("resource_key"))
-            request.owner = try params.string("owner") ?? "anonymous"
-            request.provider = try params.string("provider")
-            request.ttlSecs = try params.seconds("ttl_secs")
-            request.taskId = try params.uuid("task_id")
-            request.nodeId = try params.uuid("node_id")
-            if let metadata = params.payload("metadata") { request.metadata = metadata }
-            if try params.bool("release_on_disconnect") ?? false { request.boundConnection = connection }
+            var request = LockRequest(key: try params.requiredString(.resourceKey))
+            request.owner = try params.string(.lockOwner) ?? "anonymous"
+            request.provider = try params.string(.provider)
+            request.ttlSecs = try params.seconds(.lockTTL)
+            request.taskId = try params.uuid(.lockTaskId)
+            request.nodeId = try params.uuid(.lockNodeId)
+            if let metadata = params.payload(.metadata) { request.metadata = metadata }
+            if try params.bool(.releaseOnDisconnect) ?? false { request.boundConnection = connection }
             switch try coordinator.acquireLock(request, connection: connection,
-                                               waitMs: try params.milliseconds("wait_ms") ?? 0) {
+                                               waitMs: try params.milliseconds(.waitForLock) ?? 0) {
             case let .granted(slot):
                 appendLock(coordinator.lock(slot: slot)!, withUpdatedAt: false, to: &out)
             case .held:
@@ -259,29 +258,27 @@ package final class RequestHandler {
                 return .parked(waiter)
             }
         case .heartbeatResourceLock:
-            let key = try params.requiredString("resource_key")
-            let leaseId = try params.requiredUUID("lease_id")
-            let ttl = try params.seconds("ttl_secs")
+            let key = try params.requiredString(.resourceKey)
+            let leaseId = try params.requiredUUID(.leaseId)
+            let ttl = try params.seconds(.lockTTL)
             try coordinator.heartbeatLock(key: key, lease: leaseId, ttlSecs: ttl)
             out.appendASCII("{\"ok\":true}")
         case .releaseResourceLock:
-            let key = try params.requiredString("resource_key")
-            let leaseId = try params.requiredUUID("lease_id")
+            let key = try params.requiredString(.resourceKey)
+            let leaseId = try params.requiredUUID(.leaseId)
             try coordinator.releaseLock(key: key, lease: leaseId)
             out.appendASCII("{\"ok\":true}")
         case .listResourceLocks:
-            let prefix = try params.string("prefix") ?? ""
-            coordinator.expireDue()
+            let prefix = try params.string(.prefix) ?? ""
             out.appendASCII("{\"locks\":[")
-            for (offset, lock) in coordinator.locksSortedByKey(prefix: prefix).enumerated() {
+            for (offset, lock) in coordinator.locksAsOfNow(prefix: prefix).enumerated() {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
                 appendLock(lock, withUpdatedAt: true, to: &out)
             }
             out.appendASCII("]}")
         case .addNodes:
-            let taskId = try params.requiredUUID("task_id")
-            guard params.value("nodes") != nil else { throw params.missing("nodes") }
-            let nodes = try NodeDefinitionDecoder.decode(params, field: "nodes")
+            let taskId = try params.requiredUUID(.taskId)
+            let nodes = try NodeDefinitionDecoder.decode(params, .nodes)
             let range = try coordinator.addNodes(task: taskId, nodes: nodes)
             let task = try coordinator.task(taskId)
             out.appendASCII("{\"node_ids\":[")
@@ -291,24 +288,26 @@ package final class RequestHandler {
             }
             out.appendASCII("]}")
         case .retryNode:
-            try coordinator.retryNode(task: try params.requiredUUID("task_id"), node: try params.requiredUUID("node_id"))
+            try coordinator.retryNode(task: try params.requiredUUID(.taskId), node: try params.requiredUUID(.failedNodeId))
             out.appendASCII("{\"ok\":true}")
         case .cancelTask:
-            try coordinator.cancelTask(task: try params.requiredUUID("task_id"))
+            try coordinator.cancelTask(task: try params.requiredUUID(.taskId))
             out.appendASCII("{\"ok\":true}")
         case .deleteTask:
-            try coordinator.deleteTask(task: try params.requiredUUID("task_id"))
+            let taskId = try params.requiredUUID(.closedTaskId)
+            try coordinator.deleteTask(task: taskId)
+            recentEvents.forget(taskId)
             out.appendASCII("{\"ok\":true}")
         case .listTasks:
             var status: TaskStatus? = nil
-            if let name = try params.string("status") {
+            if let name = try params.string(.taskStatus) {
                 guard let parsed = TaskStatus(name: name) else {
                     throw RequestError.invalidParams("field `status` must be ACTIVE, COMPLETED, FAILED or CANCELLED")
                 }
                 status = parsed
             }
-            let limit = try params.limit("limit", default: 100)
-            let tasks = try coordinator.listTasks(status: status, limit: limit, after: try params.uuid("after"))
+            let limit = try params.pageSize(.pageSize)
+            let tasks = try coordinator.listTasks(status: status, limit: limit, after: try params.uuid(.after))
             out.appendASCII("{\"tasks\":[")
             for (offset, task) in tasks.enumerated() {
                 if offset > 0 { out.append(UInt8(ascii: ",")) }
@@ -319,11 +318,11 @@ package final class RequestHandler {
             out.appendOptionalUUID(tasks.count == limit ? tasks.last?.id : nil)
             out.append(UInt8(ascii: "}"))
         case .readEvents:
-            let afterSeq = try params.nonNegativeInt("after_seq") ?? 0
-            let limit = try params.limit("limit", default: 100)
-            switch try coordinator.readEvents(task: try params.requiredUUID("task_id"), node: try params.uuid("node_id"),
+            let afterSeq = try params.nonNegativeInt(.afterSeq) ?? 0
+            let limit = try params.pageSize(.pageSize)
+            switch try coordinator.readEvents(task: try params.requiredUUID(.taskId), node: try params.uuid(.eventsNodeId),
                                               afterSeq: afterSeq, limit: limit, connection: connection,
-                                              waitMs: try params.milliseconds("wait_ms") ?? 0) {
+                                              waitMs: try params.milliseconds(.waitForEvents) ?? 0) {
             case let .ready(task, node):
                 appendEvents(coordinator.task(slot: task)!, node: node, afterSeq: afterSeq, limit: limit, to: &out)
             case let .parked(waiter):
@@ -356,61 +355,5 @@ package final class RequestHandler {
         out.appendASCII("{\"event_id\":")
         out.appendQuotedUUID(id)
         out.append(UInt8(ascii: "}"))
-    }
-
-    private func appendMetrics(to out: inout [UInt8]) {
-        coordinator.expireDue()
-        let c = coordinator.counters
-        let totals = coordinator.totals
-        let uptime = (coordinator.clock.monotonicMicros &- startedMicros) / 1_000_000
-        out.appendASCII("{\"uptime_secs\":")
-        out.appendJSONInt(Int64(uptime))
-        out.appendASCII(",\"running_timeout_secs\":")
-        out.appendJSONInt(coordinator.settings.nodeTimeoutSecs)
-        out.appendASCII(",\"context_event_limit\":")
-        out.appendJSONInt(Int64(coordinator.settings.contextEventLimit))
-        out.appendASCII(",\"runtime\":{")
-        let runtime: [(StaticString, UInt64)] = [
-            ("registered_tasks", c.registeredTasks), ("acquire_attempts", c.acquireAttempts),
-            ("acquired_nodes", c.acquiredNodes), ("acquisition_latency_micros_total", c.acquisitionLatencyMicrosTotal),
-            ("average_acquisition_latency_micros", c.averageAcquisitionLatencyMicros),
-            ("committed_events", c.committedEvents), ("heartbeats", c.heartbeats),
-            ("completed_nodes", c.completedNodes), ("failed_nodes", c.failedNodes),
-            ("timeout_rollbacks", c.timeoutRollbacks), ("acquired_resource_locks", c.acquiredResourceLocks),
-            ("released_resource_locks", c.releasedResourceLocks),
-        ]
-        for (offset, (name, value)) in runtime.enumerated() {
-            if offset > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "\""))
-            out.appendASCII(name)
-            out.appendASCII("\":")
-            out.appendJSONInt(Int64(bitPattern: value))
-        }
-        out.appendASCII("},\"database\":{\"schema_version\":")
-        out.appendJSONInt(storeFacts.schemaVersion)
-        out.appendASCII(",\"latest_schema_version\":")
-        out.appendJSONInt(storeFacts.latestSchemaVersion)
-        out.appendASCII(",\"total_tasks\":")
-        out.appendJSONInt(Int64(totals.tasks))
-        out.appendASCII(",\"total_nodes\":")
-        out.appendJSONInt(Int64(totals.nodes))
-        out.appendASCII(",\"total_events\":")
-        out.appendJSONInt(Int64(totals.events))
-        out.appendASCII(",\"active_resource_locks\":")
-        out.appendJSONInt(Int64(coordinator.lockCount))
-        // Expiry is exact (a deadline, not a sweep), so nothing expired is ever still held.
-        out.appendASCII(",\"expired_resource_locks\":0,\"running_leases\":")
-        out.appendJSONInt(Int64(totals.nodeCounts[Int(NodeStatus.running.rawValue)]))
-        out.appendASCII(",\"expired_running_leases\":0,\"node_status_counts\":{")
-        var first = true
-        for status in [NodeStatus.completed, .failed, .pending, .running] where totals.nodeCounts[Int(status.rawValue)] > 0 {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: status.name.utf8)
-            out.appendASCII("\":")
-            out.appendJSONInt(Int64(totals.nodeCounts[Int(status.rawValue)]))
-        }
-        out.appendASCII("}}}")
     }
 }

@@ -1,9 +1,14 @@
 import AgentdBase
 import AgentdCore
 
+/// Answers as the original writes them, key order included. The original builds some objects
+/// from structs (their keys in declaration order) and others as maps (keys sorted): the acquire
+/// `context` and everything in it, `counts`. Our own keys follow the original's in struct-ordered
+/// objects and sort in with the rest in sorted ones. Client JSON (context, payloads) is verbatim.
 package enum ResultEncoding {
-    /// `{id, task_id, status, dependencies, payload_schema, result_payload, acquired_at, lease_id,
-    /// lease_owner, lease_expires_at, updated_at, attempts, max_attempts}`.
+    /// A node as TaskStatus lists it, in the original's struct order: `{id, task_id, status,
+    /// dependencies, payload_schema, result_payload, acquired_at, lease_id, lease_owner,
+    /// lease_expires_at, updated_at}`, then ours: `attempts, max_attempts, name`.
     package static func node(_ index: Int32, of task: TaskRecord, to out: inout [UInt8]) {
         let node = task.nodes[Int(index)]
         out.appendASCII("{\"id\":")
@@ -12,15 +17,12 @@ package enum ResultEncoding {
         out.appendQuotedUUID(task.id)
         out.appendASCII(",\"status\":\"")
         out.append(contentsOf: node.status.name.utf8)
-        out.appendASCII("\",\"dependencies\":[")
-        for (offset, dependency) in node.dependencies.enumerated() {
-            if offset > 0 { out.append(UInt8(ascii: ",")) }
-            out.appendQuotedUUID(task.nodes[Int(dependency)].id)
-        }
-        out.appendASCII("],\"payload_schema\":")
+        out.appendASCII("\",\"dependencies\":")
+        appendDependencies(of: node, in: task, to: &out)
+        out.appendASCII(",\"payload_schema\":")
         out.append(contentsOf: node.payloadSchema)
         out.appendASCII(",\"result_payload\":")
-        if let result = node.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+        appendResult(of: node, to: &out)
         out.appendASCII(",\"acquired_at\":")
         out.appendOptionalInt(node.lease?.acquiredAtSecs)
         out.appendASCII(",\"lease_id\":")
@@ -34,32 +36,83 @@ package enum ResultEncoding {
         out.appendASCII(",\"attempts\":")
         out.appendJSONInt(Int64(node.attempts))
         out.appendASCII(",\"max_attempts\":")
-        out.appendOptionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
+        appendMaxAttempts(of: node, to: &out)
+        out.appendASCII(",\"name\":")
+        out.appendOptionalString(node.name)
         out.append(UInt8(ascii: "}"))
     }
 
-    /// `{BLOCKED?, COMPLETED?, FAILED?, PENDING?, RUNNING?}`: statuses present only, in the
-    /// original's alphabetical order; BLOCKED counts PENDING nodes that can never run.
+    /// The acquire context's node: the same fields as `node`, keys sorted (the original builds it
+    /// as a map).
+    package static func sortedNode(_ index: Int32, of task: TaskRecord, to out: inout [UInt8]) {
+        let node = task.nodes[Int(index)]
+        out.appendASCII("{\"acquired_at\":")
+        out.appendOptionalInt(node.lease?.acquiredAtSecs)
+        out.appendASCII(",\"attempts\":")
+        out.appendJSONInt(Int64(node.attempts))
+        out.appendASCII(",\"dependencies\":")
+        appendDependencies(of: node, in: task, to: &out)
+        out.appendASCII(",\"id\":")
+        out.appendQuotedUUID(node.id)
+        out.appendASCII(",\"lease_expires_at\":")
+        out.appendOptionalInt(node.lease.map { $0.expiresAtMs / 1000 })
+        out.appendASCII(",\"lease_id\":")
+        out.appendOptionalUUID(node.lease?.id)
+        out.appendASCII(",\"lease_owner\":")
+        out.appendOptionalString(node.lease?.owner)
+        out.appendASCII(",\"max_attempts\":")
+        appendMaxAttempts(of: node, to: &out)
+        out.appendASCII(",\"name\":")
+        out.appendOptionalString(node.name)
+        out.appendASCII(",\"payload_schema\":")
+        out.append(contentsOf: node.payloadSchema)
+        out.appendASCII(",\"result_payload\":")
+        appendResult(of: node, to: &out)
+        out.appendASCII(",\"status\":\"")
+        out.append(contentsOf: node.status.name.utf8)
+        out.appendASCII("\",\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"updated_at\":")
+        out.appendJSONInt(node.updatedAtSecs)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private static func appendDependencies(of node: Node, in task: TaskRecord, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { out.append(UInt8(ascii: ",")) }
+            out.appendQuotedUUID(task.nodes[Int(dependency)].id)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    private static func appendResult(of node: Node, to out: inout [UInt8]) {
+        if let result = node.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+    }
+
+    private static func appendMaxAttempts(of node: Node, to out: inout [UInt8]) {
+        out.appendOptionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
+    }
+
+    /// `{COMPLETED?, FAILED?, PENDING?, RUNNING?}`: the statuses present, sorted (the original's
+    /// map), so the counts add up to the number of nodes.
     package static func counts(_ task: TaskRecord, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         var first = true
-        func field(_ name: String, _ value: Int) {
-            guard value > 0 else { return }
+        for status in [NodeStatus.completed, .failed, .pending, .running] {
+            let value = task.counts[Int(status.rawValue)]
+            guard value > 0 else { continue }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: status.name.utf8)
             out.appendASCII("\":")
             out.appendJSONInt(Int64(value))
-        }
-        field("BLOCKED", task.blockedCount)
-        for status in [NodeStatus.completed, .failed, .pending, .running] {
-            field(status.name, task.counts[Int(status.rawValue)])
         }
         out.append(UInt8(ascii: "}"))
     }
 
-    /// ListTasks entries: `{id, goal, status, created_at, counts}`.
+    /// ListTasks entries: `{id, goal, status, created_at, counts, blocked_nodes}`.
     package static func taskListing(_ task: TaskRecord, to out: inout [UInt8]) {
         out.appendASCII("{\"id\":")
         out.appendQuotedUUID(task.id)
@@ -71,11 +124,14 @@ package enum ResultEncoding {
         out.appendISOString(unixMs: task.createdAtMs)
         out.appendASCII(",\"counts\":")
         counts(task, to: &out)
+        out.appendASCII(",\"blocked_nodes\":")
+        out.appendJSONInt(Int64(task.blockedCount))
         out.append(UInt8(ascii: "}"))
     }
 
-    /// `{id, goal, context, created_at[, status]}`.
-    package static func taskSummary(_ task: TaskRecord, withStatus: Bool = false, to out: inout [UInt8]) {
+    /// TaskStatus's task, in the original's struct order `{id, goal, context, created_at}`, then
+    /// ours: `status` and `blocked_nodes` (PENDING nodes that can never run).
+    package static func taskSummary(_ task: TaskRecord, to out: inout [UInt8]) {
         out.appendASCII("{\"id\":")
         out.appendQuotedUUID(task.id)
         out.appendASCII(",\"goal\":")
@@ -84,15 +140,28 @@ package enum ResultEncoding {
         out.append(contentsOf: task.context)
         out.appendASCII(",\"created_at\":")
         out.appendISOString(unixMs: task.createdAtMs)
-        if withStatus {
-            out.appendASCII(",\"status\":\"")
-            out.append(contentsOf: task.status.name.utf8)
-            out.append(UInt8(ascii: "\""))
-        }
+        out.appendASCII(",\"status\":\"")
+        out.append(contentsOf: task.status.name.utf8)
+        out.appendASCII("\",\"blocked_nodes\":")
+        out.appendJSONInt(Int64(task.blockedCount))
         out.append(UInt8(ascii: "}"))
     }
 
-    /// `{id, task_id, node_id, action_type, payload, timestamp, seq}`.
+    /// The acquire context's task, keys sorted: `{context, created_at, goal, id}`.
+    private static func sortedTaskSummary(_ task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"context\":")
+        out.append(contentsOf: task.context)
+        out.appendASCII(",\"created_at\":")
+        out.appendISOString(unixMs: task.createdAtMs)
+        out.appendASCII(",\"goal\":")
+        out.appendJSONString(task.goal)
+        out.appendASCII(",\"id\":")
+        out.appendQuotedUUID(task.id)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// An event as ReadEvents lists it, in the original's struct order `{id, task_id, node_id,
+    /// action_type, payload, timestamp}`, then ours: `seq`.
     package static func event(_ event: JournalEvent, of task: TaskRecord, to out: inout [UInt8]) {
         out.appendASCII("{\"id\":")
         out.appendQuotedUUID(event.id)
@@ -111,8 +180,32 @@ package enum ResultEncoding {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// AcquireNextNode's answer: the lease and the context the agent needs to do the work.
-    package static func acquired(_ index: Int32, of task: TaskRecord, eventLimit: Int, to out: inout [UInt8]) {
+    /// An event of the acquire context's journal, keys sorted: `{action_type, id, node_id,
+    /// payload, seq, task_id, timestamp}`.
+    package static func sortedEvent(_ event: JournalEvent, of task: TaskRecord, to out: inout [UInt8]) {
+        out.appendASCII("{\"action_type\":")
+        out.appendJSONString(event.actionType)
+        out.appendASCII(",\"id\":")
+        out.appendQuotedUUID(event.id)
+        out.appendASCII(",\"node_id\":")
+        out.appendQuotedUUID(task.nodes[Int(event.node)].id)
+        out.appendASCII(",\"payload\":")
+        out.append(contentsOf: event.payload)
+        out.appendASCII(",\"seq\":")
+        out.appendJSONInt(event.seq)
+        out.appendASCII(",\"task_id\":")
+        out.appendQuotedUUID(task.id)
+        out.appendASCII(",\"timestamp\":")
+        out.appendISOString(unixMs: event.timestampMs)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// AcquireNextNode's answer: the lease in struct order `{task_id, node_id, lease_id,
+    /// lease_owner, lease_expires_at, context}`, and the context the agent needs, built as the
+    /// original builds it (a map): `{completed_dependencies, event_journal, event_journal_limit,
+    /// node, task}`, every object inside sorted too.
+    package static func acquired(_ index: Int32, of task: TaskRecord, eventLimit: Int, recentEvents: RecentEventsCache,
+                                 to out: inout [UInt8]) {
         let node = task.nodes[Int(index)]
         let lease = node.lease!
         out.appendASCII("{\"task_id\":")
@@ -125,48 +218,31 @@ package enum ResultEncoding {
         out.appendJSONString(lease.owner)
         out.appendASCII(",\"lease_expires_at\":")
         out.appendJSONInt(lease.expiresAtMs / 1000)
-        out.appendASCII(",\"context\":{\"task\":")
-        taskSummary(task, to: &out)
-        out.appendASCII(",\"node\":")
-        self.node(index, of: task, to: &out)
-        out.appendASCII(",\"completed_dependencies\":[")
+        out.appendASCII(",\"context\":{\"completed_dependencies\":[")
         for (offset, dependency) in node.dependencies.enumerated() {
             if offset > 0 { out.append(UInt8(ascii: ",")) }
             let dep = task.nodes[Int(dependency)]
             out.appendASCII("{\"node_id\":")
             out.appendQuotedUUID(dep.id)
             out.appendASCII(",\"result_payload\":")
-            if let result = dep.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
+            appendResult(of: dep, to: &out)
             out.append(UInt8(ascii: "}"))
         }
+        out.appendASCII("],\"event_journal\":[")
+        recentEvents.appendRecentEvents(of: task, limit: eventLimit, to: &out)
         out.appendASCII("],\"event_journal_limit\":")
         out.appendJSONInt(Int64(eventLimit))
-        out.appendASCII(",\"event_journal\":[")
-        appendRecentEvents(of: task, limit: eventLimit, to: &out)
-        out.appendASCII("]}}")
-    }
-
-    /// The task's last `limit` events, oldest first. Each acquire of a task sends them again, so
-    /// their JSON is kept from one acquire to the next and dropped once an event leaves the window.
-    package static func appendRecentEvents(of task: TaskRecord, limit: Int, to out: inout [UInt8]) {
-        let first = max(0, task.events.count - limit)
-        for position in task.eventJSONCachedFrom..<first { task.events[position].json = [] }
-        task.eventJSONCachedFrom = max(task.eventJSONCachedFrom, first)
-        for position in first..<task.events.count {
-            if position > first { out.append(UInt8(ascii: ",")) }
-            if task.events[position].json.isEmpty {
-                var json: [UInt8] = []
-                event(task.events[position], of: task, to: &json)
-                task.events[position].json = json
-            }
-            out.append(contentsOf: task.events[position].json)
-        }
+        out.appendASCII(",\"node\":")
+        sortedNode(index, of: task, to: &out)
+        out.appendASCII(",\"task\":")
+        sortedTaskSummary(task, to: &out)
+        out.appendASCII("}}")
     }
 
     /// TaskStatus: `{task (with status), counts (present statuses only, sorted), nodes in registration order}`.
     package static func taskStatus(_ task: TaskRecord, to out: inout [UInt8]) {
         out.appendASCII("{\"task\":")
-        taskSummary(task, withStatus: true, to: &out)
+        taskSummary(task, to: &out)
         out.appendASCII(",\"counts\":")
         counts(task, to: &out)
         out.appendASCII(",\"nodes\":[")

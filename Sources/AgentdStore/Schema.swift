@@ -101,6 +101,11 @@ package enum Schema {
             "DROP INDEX IF EXISTS idx_resource_locks_expiry",
             "DROP INDEX IF EXISTS idx_resource_locks_owner",
         ]),
+        // Node names: the client's own name for a node, unique within its task (the
+        // Coordinator checks that; rows the original writes leave it NULL).
+        Migration(version: 6, name: "node_names", statements: [
+            "ALTER TABLE dag_nodes ADD COLUMN name TEXT",
+        ]),
     ]
 
     package static var latestVersion: Int64 { migrations.last!.version }

@@ -9,8 +9,7 @@ extension Store {
 
         // Every token up to the stored reservation may have been handed out before the restart.
         let reserved = try db.scalar("SELECT value FROM agentd_counters WHERE name = 'fencing_token'") ?? 0
-        coordinator.fencingCounter = reserved
-        coordinator.fencingReserved = reserved
+        coordinator.restoreFencing(reserved: reserved)
         let taskRows = try db.prepare("SELECT id, goal, context, created_at, cancelled FROM global_tasks ORDER BY rowid")
         while try taskRows.step() {
             guard let id = taskRows.uuid(0) else { continue }
@@ -24,7 +23,7 @@ extension Store {
         let timeoutMs = coordinator.settings.nodeTimeoutSecs * 1000
         let nodeRows = try db.prepare("""
             SELECT id, task_id, status, dependencies, payload_schema, result_payload, acquired_at, lease_id,
-                   lease_owner, lease_expires_at, updated_at, lease_expires_at_ms, attempts, max_attempts
+                   lease_owner, lease_expires_at, updated_at, lease_expires_at_ms, attempts, max_attempts, name
             FROM dag_nodes ORDER BY rowid
             """)
         while try nodeRows.step() {
@@ -33,10 +32,8 @@ extension Store {
             var lease: Lease? = nil
             if status == .running, let leaseId = nodeRows.uuid(7) {
                 let acquiredAt = nodeRows.optionalInt64(6)
-                // Our exact deadline if we wrote the row; else the original's whole seconds;
-                // else (oldest rows) acquired_at plus the node timeout.
-                let expiresAtMs = nodeRows.optionalInt64(11)
-                    ?? nodeRows.optionalInt64(9).map { $0 * 1000 }
+                // The row's deadline; else (oldest rows) acquired_at plus the node timeout.
+                let expiresAtMs = deadlineMs(ms: nodeRows.optionalInt64(11), secs: nodeRows.optionalInt64(9))
                     ?? ((acquiredAt ?? 0) * 1000 + timeoutMs)
                 lease = Lease(id: leaseId, owner: nodeRows.optionalString(8) ?? "anonymous",
                               acquiredAtSecs: acquiredAt ?? expiresAtMs / 1000, expiresAtMs: expiresAtMs,
@@ -48,7 +45,8 @@ extension Store {
                 result: nodeRows.isNull(5) ? nil : try compact(nodeRows.bytes(5), tape: &tape),
                 lease: lease, updatedAtSecs: nodeRows.int64(10),
                 attempts: Int32(clamping: nodeRows.optionalInt64(12) ?? 0),
-                maxAttempts: Int32(clamping: nodeRows.optionalInt64(13) ?? 0))
+                maxAttempts: Int32(clamping: nodeRows.optionalInt64(13) ?? 0),
+                name: nodeRows.optionalString(14))
             coordinator.restoreNode(stored, in: task, pendingDependencies: &dependencyIds[taskId, default: []])
         }
         for (taskId, ids) in dependencyIds {
@@ -78,10 +76,20 @@ extension Store {
                 provider: lockRows.optionalString(3), taskId: lockRows.uuid(4), nodeId: lockRows.uuid(5),
                 metadata: try compact(lockRows.bytes(6), tape: &tape) ?? JSONPayload.emptyObject,
                 acquiredAtSecs: lockRows.int64(7),
-                expiresAtMs: lockRows.optionalInt64(10) ?? lockRows.int64(8) * 1000,
+                expiresAtMs: deadlineMs(ms: lockRows.optionalInt64(10), secs: lockRows.optionalInt64(8)) ?? 0,
                 updatedAtSecs: lockRows.int64(9), deadline: .none, fencingToken: lockRows.optionalInt64(11) ?? 0))
         }
         coordinator.finishRestore()
+    }
+
+    /// A deadline from its two columns: the original's whole seconds (`lease_expires_at`) and our
+    /// milliseconds (`lease_expires_at_ms`). The millisecond one counts only while it names the
+    /// same second: the original, run on a database we wrote, takes and renews leases and locks
+    /// by updating its own column alone, and then the whole second is the truth.
+    func deadlineMs(ms: Int64?, secs: Int64?) -> Int64? {
+        guard let secs else { return ms }
+        if let ms, ms / 1000 == secs || Coordinator.wholeSecond(atOrAfter: ms) / 1000 == secs { return ms }
+        return secs * 1000
     }
 
     /// JSON text from a column, validated and made compact (rows written by other tools may

@@ -119,19 +119,20 @@ package final class Store {
 
     // MARK: - Writing
 
-    /// Writes every change recorded since the last call, in one transaction, and commits.
-    /// Throws if anything fails; the caller must then stop without answering the batch.
-    package func commit(_ changes: inout ChangeSet, from coordinator: Coordinator) throws {
-        guard !changes.isEmpty else { return }
+    /// Writes every change the Coordinator recorded since the last call, in one transaction, and
+    /// commits; then tells the Coordinator, which starts a new change set. Throws if anything
+    /// fails; the caller must then stop without answering the batch.
+    package func commit(from coordinator: Coordinator) throws {
+        guard !coordinator.changes.isEmpty else { return }
         try statements.begin.run()
         do {
-            try write(changes, from: coordinator)
+            try write(coordinator.changes, from: coordinator)
             try statements.commit.run()
         } catch {
             try? statements.rollback.run()
             throw error
         }
-        changes.removeAll()
+        coordinator.didCommit()
     }
 
     private func write(_ changes: ChangeSet, from coordinator: Coordinator) throws {
@@ -150,13 +151,11 @@ package final class Store {
             guard let task = coordinator.task(slot: slot) else { continue }
             for index in range {
                 try insertNode(index, of: task)
-                task.nodes[Int(index)].persist = .clean
             }
         }
         for ref in changes.dirtyNodes {
             guard let task = coordinator.task(slot: ref.task), task.nodes[Int(ref.index)].persist == .dirty else { continue }
             try updateNode(ref.index, of: task)
-            task.nodes[Int(ref.index)].persist = .clean
         }
         for (slot, index) in changes.newEvents {
             guard let task = coordinator.task(slot: slot) else { continue }
@@ -218,6 +217,7 @@ package final class Store {
         s.bind(4, utf8: node.payloadSchema)
         s.bind(5, node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
         bindMutableColumns(of: node, to: s, from: 6)
+        s.bind(15, text: node.name)
         try s.run()
     }
 
@@ -282,8 +282,8 @@ private struct Statements {
         insertNode = try db.prepare("""
             INSERT INTO dag_nodes (id, task_id, dependencies, payload_schema, max_attempts,
                 status, result_payload, acquired_at, lease_id, lease_owner, lease_expires_at, updated_at,
-                lease_expires_at_ms, attempts)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                lease_expires_at_ms, attempts, name)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
             """)
         updateNode = try db.prepare("""
             UPDATE dag_nodes SET status = ?1, result_payload = ?2, acquired_at = ?3, lease_id = ?4,

@@ -13,21 +13,23 @@ public final class UnixListener {
     private let socketInode: UInt
     public private(set) var isClosed = false
 
-    /// Binds a Unix stream socket at `path` and listens. The socket file is never wider than 0600,
-    /// even for an instant: it is bound under umask(0177), so it is born 0600 (umask(077) would give
-    /// 0700 for a moment), the umask is restored, and a chmod(0600) makes sure.
+    /// Binds a Unix stream socket at `path` and listens. The socket file is never wider than `mode`
+    /// (0600 unless told; permission bits only), even for an instant: it is bound under the umask
+    /// that leaves exactly `mode` (umask(077) would give 0700 for a moment), the umask is
+    /// restored, and a chmod(mode) makes sure.
     /// If something exists at `path`: a socket that answers a connect() means a live server (throws
     /// .liveDaemonAtPath, left alone); a socket nobody answers on is stale (unlinked, then bound);
     /// anything else throws .notASocket and is left alone.
     ///
     /// The socket is bound here rather than with uv_pipe_bind because libuv unlinks a path it bound
     /// when the handle closes; this listener leaves the file to its owner (see `close`).
-    public init(loop: EventLoop, path: String, backlog: Int32 = 1024,
+    public init(loop: EventLoop, path: String, mode: mode_t = 0o600, backlog: Int32 = 1024,
                 onAccept: @escaping (Connection) -> Void) throws {
         precondition(!loop.isClosed, "UnixListener on a closed EventLoop")
+        precondition(mode & ~0o777 == 0, "UnixListener mode takes permission bits only")
         let address = try UnixSocketAddress(path: path)
         try UnixListener.clearStaleSocket(at: path, address: address)
-        let fd = try UnixListener.bindPrivateSocket(at: path, address: address, backlog: backlog)
+        let fd = try UnixListener.bindSocket(at: path, address: address, mode: mode, backlog: backlog)
 
         let pipe = UnsafeMutablePointer<uv_pipe_t>.allocate(capacity: 1)
         uv_pipe_init(loop.raw, pipe, 0)
@@ -107,14 +109,14 @@ public final class UnixListener {
         }
     }
 
-    /// Returns a bound, listening, non-blocking socket whose file has mode 0600.
-    private static func bindPrivateSocket(at path: String, address: UnixSocketAddress,
-                                          backlog: Int32) throws -> Int32 {
+    /// Returns a bound, listening, non-blocking socket whose file has mode `mode`.
+    private static func bindSocket(at path: String, address: UnixSocketAddress, mode: mode_t,
+                                   backlog: Int32) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ReactorError.system("socket", errno) }
 
         // umask is process-wide: the daemon binds before it starts any thread that creates files.
-        let savedMask = umask(0o177)
+        let savedMask = umask(0o777 & ~mode)
         let bound = address.withSockaddr { bind(fd, $0, $1) }
         let bindError = errno
         umask(savedMask)
@@ -122,7 +124,7 @@ public final class UnixListener {
             Glibc.close(fd)
             throw ReactorError.system("bind", bindError)
         }
-        if chmod(path, 0o600) != 0 {
+        if chmod(path, mode) != 0 {
             let code = errno
             Glibc.close(fd)
             unlink(path)

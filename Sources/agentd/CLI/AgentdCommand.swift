@@ -12,9 +12,13 @@ struct AgentdCommand: ParsableCommand {
         commandName: "agentd",
         abstract: "One durable place where AI agents coordinate: task DAGs, leases, locks and a journal.",
         discussion: """
-        With no command, agentd serves (agentd serve). Every other command talks to the daemon \
-        on its socket: --socket PATH, else $AGENTD_SOCKET_PATH, else $AGENTD_HOME/agentd.sock \
-        (~/.agentd by default; $AGENTD_HOME/.env is read too).
+        With no command, agentd serves; its flags may come without the word serve:
+          agentd [serve] [--socket PATH] [--db PATH] [--node-timeout SECS]
+                 [--context-event-limit N] [--sync normal|full] [--socket-mode 0600|0660]
+
+        Every other command talks to the daemon on its socket: --socket PATH, else \
+        $AGENTD_SOCKET_PATH, else $AGENTD_HOME/agentd.sock (~/.agentd by default; \
+        $AGENTD_HOME/.env is read too).
 
         Exit status: 0 success, 1 the daemon answered an error (or a node failed, or submit \
         refused the file), 64 usage, 69 the daemon is unreachable, 75 a lock or node was not \

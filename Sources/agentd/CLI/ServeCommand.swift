@@ -12,8 +12,9 @@ struct ServeCommand: ParsableCommand {
         discussion: """
         Flags win over the environment, which wins over $AGENTD_HOME/.env:
           AGENTD_HOME                 default ~/.agentd (database, socket, .env)
-          AGENTD_DATABASE_URL         sqlite://PATH
+          AGENTD_DATABASE_URL         sqlite://PATH (sqlite::memory: keeps nothing)
           AGENTD_SOCKET_PATH          the Unix socket
+          AGENTD_SOCKET_MODE          0600 (default, owner only) or 0660 (group too)
           AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
           AGENTD_CONTEXT_EVENT_LIMIT  journal events in a node's context, default 50
           AGENTD_ENV_FILE             default $AGENTD_HOME/.env
@@ -45,6 +46,12 @@ struct ServeCommand: ParsableCommand {
             completion: .list(["normal", "full"]))
     var sync: String?
 
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("The socket's mode: 0600 (owner only, the default) or 0660 (its group too).",
+                               valueName: "0600|0660"),
+            completion: .list(["0600", "0660"]))
+    var socketMode: String?
+
     /// The flags as Configuration reads them (values untouched: it checks them itself).
     var configurationArguments: [String] {
         var flags: [String] = []
@@ -54,6 +61,7 @@ struct ServeCommand: ParsableCommand {
         add("--node-timeout", nodeTimeout)
         add("--context-event-limit", contextEventLimit)
         add("--sync", sync)
+        add("--socket-mode", socketMode)
         return flags
     }
 

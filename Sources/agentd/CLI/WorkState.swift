@@ -30,6 +30,8 @@ final class WorkState: @unchecked Sendable {
         var failed = 0
         var ran = 0
         var stopSignal: Int32?
+        /// The task is no longer ACTIVE: every worker ends, as if it had found nothing.
+        var taskOver = false
         /// An error that ends the whole run (the daemon gone, an unexpected refusal).
         var fatal: CLIFailure?
     }
@@ -44,12 +46,25 @@ final class WorkState: @unchecked Sendable {
         self.once = once
     }
 
+    /// Interrupted by a signal or an error (not merely finished).
     var isStopping: Bool { inner.withValue { $0.stopSignal != nil || $0.fatal != nil } }
 
-    /// The slot waits for a node on `connection`; false if the run is stopping.
+    /// Whether the run is ending for any reason.
+    var isEnding: Bool { inner.withValue { $0.stopSignal != nil || $0.fatal != nil || $0.taskOver } }
+
+    /// Whether a worker other than `slot` is running a node (which keeps the task ACTIVE).
+    func othersRunning(besides slot: Int) -> Bool {
+        inner.withValue { state in
+            state.slots.contains { key, value in
+                if case .running = value { return key != slot } else { return false }
+            }
+        }
+    }
+
+    /// The slot waits for a node on `connection`; false if the run is ending.
     func idle(_ slot: Int, on connection: AgentdConnection) -> Bool {
         inner.withValue { state in
-            guard state.stopSignal == nil && state.fatal == nil else { return false }
+            guard state.stopSignal == nil && state.fatal == nil && !state.taskOver else { return false }
             state.slots[slot] = .idle(connection)
             return true
         }
@@ -107,8 +122,20 @@ final class WorkState: @unchecked Sendable {
 
     /// Ends the run because of an error every worker would meet.
     func fail(_ failure: CLIFailure) {
+        endIdle { if $0.fatal == nil { $0.fatal = failure } }
+    }
+
+    /// Ends the run because the task is no longer ACTIVE: the workers waiting for a node stop
+    /// waiting (the daemon would keep them parked on a finished task, which may be revived).
+    func taskEnded() {
+        endIdle { $0.taskOver = true }
+    }
+
+    /// Applies `change`, then closes the connections of the workers waiting for a node: their
+    /// wait ends with an error they take as the end of the run. They hold no lease.
+    private func endIdle(_ change: (inout Inner) -> Void) {
         let toClose: [AgentdConnection] = inner.withValue { state in
-            if state.fatal == nil { state.fatal = failure }
+            change(&state)
             return state.slots.values.compactMap { if case .idle(let c) = $0 { return c } else { return nil } }
         }
         toClose.forEach { $0.close() }

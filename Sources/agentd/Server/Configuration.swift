@@ -14,6 +14,11 @@ struct Configuration {
     var nodeTimeoutSecs: Int64 = 300
     var contextEventLimit: Int = 50
     var sync: Store.SyncMode = .normal
+    /// The socket file's mode: 0600 (owner only, the default) or 0660 (its group too, as the
+    /// original creates it).
+    var socketMode: mode_t = 0o600
+    /// `sqlite::memory:` (or `--db :memory:`): nothing is kept on disk, no lock file either.
+    var isInMemory: Bool { databasePath == ":memory:" }
     /// AGENTD_TEST_MAX_PAGE_COUNT: caps the database so writes fail (fault tests only).
     var testMaxPageCount: Int64?
 
@@ -36,6 +41,9 @@ struct Configuration {
             config.databasePath = try databasePath(fromURL: url, userHome: userHome)
         }
         if let socket = env["AGENTD_SOCKET_PATH"] { config.socketPath = expandTilde(socket, userHome: userHome) }
+        if let mode = env["AGENTD_SOCKET_MODE"] {
+            config.socketMode = try socketMode(mode, setting: "AGENTD_SOCKET_MODE")
+        }
         if let timeout = env["AGENTD_NODE_TIMEOUT_SECS"] {
             config.nodeTimeoutSecs = try nonNegative(timeout, setting: "AGENTD_NODE_TIMEOUT_SECS")
         }
@@ -61,6 +69,8 @@ struct Configuration {
                 config.nodeTimeoutSecs = try nonNegative(try value(), setting: "--node-timeout")
             case "--context-event-limit" where allowServeFlags:
                 config.contextEventLimit = Int(try nonNegative(try value(), setting: "--context-event-limit"))
+            case "--socket-mode" where allowServeFlags:
+                config.socketMode = try socketMode(try value(), setting: "--socket-mode")
             case "--sync" where allowServeFlags:
                 let text = try value()
                 guard let mode = Store.SyncMode(rawValue: text) else {
@@ -79,6 +89,17 @@ struct Configuration {
             throw Problem(description: "\(setting) must be a whole number of at least 0, not \"\(text)\"")
         }
         return value
+    }
+
+    /// An octal mode, 0600 or 0660 only: a socket anyone may connect to would let any local user
+    /// take and release every lease and lock.
+    private static func socketMode(_ text: String, setting: String) throws -> mode_t {
+        let digits = AgentdEnvironment.trimmed(text)
+        guard !digits.isEmpty, digits.allSatisfy({ ("0"..."7").contains($0) }),
+              let mode = mode_t(digits, radix: 8), mode == 0o600 || mode == 0o660 else {
+            throw Problem(description: "\(setting) must be 0600 or 0660 (octal), not \"\(text)\"")
+        }
+        return mode
     }
 
     /// `sqlite://PATH` (also `sqlite:PATH`), with any `?options` dropped.

@@ -10,10 +10,10 @@ enum Daemon {
     static func run(_ config: Configuration) -> Int32 {
         umask(0o077)
         raiseDescriptorLimit()
-        if !ensureDirectory(config.home) { return 1 }
-        for file in [config.socketPath, config.databasePath] {
-            let directory = parentDirectory(of: file)
-            if directory != config.home && !ensureDirectory(directory) { return 1 }
+        // Only the directories that will hold a file: an in-memory database with its socket
+        // elsewhere leaves no trace, not even an empty AGENTD_HOME.
+        for file in config.isInMemory ? [config.socketPath] : [config.socketPath, config.databasePath] {
+            if !ensureDirectory(parentDirectory(of: file)) { return 1 }
         }
         do {
             let loop = try EventLoop()
@@ -21,7 +21,9 @@ enum Daemon {
             // the database it owns.
             // Connections wait in the backlog until the loop runs, by then the server exists.
             var server: Server?
-            let listener = try UnixListener(loop: loop, path: config.socketPath) { server?.accept($0) }
+            let listener = try UnixListener(loop: loop, path: config.socketPath, mode: config.socketMode) {
+                server?.accept($0)
+            }
             // From here on the socket is ours: whatever stops the start removes it, so that a
             // client finds no socket rather than one nobody answers on.
             do {
@@ -45,8 +47,10 @@ enum Daemon {
     /// Opens and loads the database, then serves on the claimed socket until a signal.
     private static func serve(_ config: Configuration, loop: EventLoop, listener: UnixListener,
                               publish: (Server) -> Void) throws -> Int32 {
-        let databaseLock = try claimDatabase(config.databasePath)
-        defer { close(databaseLock) }
+        // An in-memory database is this process's alone: there is nothing to claim, and a lock
+        // file would be the one thing it leaves behind.
+        let databaseLock = config.isInMemory ? -1 : try claimDatabase(config.databasePath)
+        defer { if databaseLock >= 0 { close(databaseLock) } }
         let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
         store.reportError = { Log.error($0) }
         let clock = SystemClock()

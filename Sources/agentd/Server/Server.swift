@@ -164,7 +164,7 @@ final class Server: ConnectionDelegate {
     /// non-zero without sending a thing; a restart recovers what was committed before.
     private func commitOrDie() {
         do {
-            try store.commit(&coordinator.changes, from: coordinator)
+            try store.commit(from: coordinator)
         } catch {
             Log.error("commit failed, exiting without answering the batch: \(error)")
             exit(1)

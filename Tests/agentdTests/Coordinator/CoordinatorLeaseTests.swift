@@ -101,7 +101,7 @@ final class CoordinatorLeaseTests: XCTestCase {
         _ = try c.completeNode(task: task, node: n, lease: l, result: bytes("{\"r\":7}"))
         let ref = try c.acquireNextNode(task: task, owner: "x")!
         var out: [UInt8] = []
-        ResultEncoding.acquired(ref.index, of: c.task(slot: ref.task)!, eventLimit: 2, to: &out)
+        ResultEncoding.acquired(ref.index, of: c.task(slot: ref.task)!, eventLimit: 2, recentEvents: RecentEventsCache(), to: &out)
         let text = String(decoding: out, as: UTF8.self)
         XCTAssertTrue(text.contains("\"completed_dependencies\":[{\"node_id\":\"\(a.string)\",\"result_payload\":{\"r\":7}}]"), text)
         XCTAssertTrue(text.contains("\"action_type\":\"E2\""), text)

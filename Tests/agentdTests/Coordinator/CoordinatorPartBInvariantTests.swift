@@ -5,9 +5,9 @@ import XCTest
 @testable import AgentdProtocol
 @testable import agentd
 
-/// Part B: a seeded random walk over every operation, checking after each step that the
+/// A seeded random walk over every operation, checking after each step that the
 /// incrementally kept state agrees with a recount from scratch.
-final class CoordinatorPartBInvariantTests: XCTestCase {
+final class CoordinatorInvariantTests: XCTestCase {
     /// SplitMix64: deterministic, so a failure names its seed and step.
     private struct Generator {
         var state: UInt64

@@ -13,7 +13,7 @@ import Foundation
 import Glibc
 #endif
 
-final class FaultTests: PartBTestCase {
+final class FaultTests: FeatureTestCase {
 
     // MARK: - A disk that refuses writes
 

@@ -1,3 +1,4 @@
+import AgentdClient
 import Glibc
 
 /// An agentd the bench starts itself (dag-scale restarts), with a private HOME so that no user
@@ -24,7 +25,7 @@ final class DaemonProcess {
     var logPath: String { databasePath + ".log" }
 
     /// Spawns the daemon and waits until it answers Health; returns the seconds that took.
-    func start(harness: Harness) -> Double {
+    func start() -> Double {
         precondition(pid == 0, "daemon already running")
         let began = monotonicNanos()
         let arguments = [binary, "serve", "--socket", socketPath, "--db", databasePath, "--sync", sync]
@@ -51,11 +52,9 @@ final class DaemonProcess {
                 pid = 0
                 fail("agentd exited at start; see \(logPath)")
             }
-            if let connection = harness.tryConnect() {
-                let client = SyncClient(connection: connection, harness: harness)
-                let answer = client.call(json: #"{"id":1,"method":"Health"}"#)
-                client.close()
-                if answer.isErrorAnswer { fail("Health: \(answer.text)") }
+            if let client = try? AgentdConnection(socketPath: socketPath) {
+                defer { client.close() }
+                do { try client.call("Health") } catch { fail("Health: \(error)") }
                 break
             }
             sleepMillis(2)

@@ -43,7 +43,7 @@ struct DagScaleRun {
                 if let directory {
                     daemon = DaemonProcess(binary: options.agentdBinary, socketPath: socketPath,
                                            databasePath: "\(directory)/\(shape)-\(size).db", sync: options.sync, home: directory)
-                    _ = daemon!.start(harness: harness)
+                    _ = daemon!.start()
                     pid = daemon!.pid
                 } else if pid == 0 {
                     pid = ProcStats.pidListening(on: socketPath) ?? 0
@@ -105,7 +105,7 @@ struct DagScaleRun {
 
         if let daemon {
             outcome.stopSeconds = daemon.stop()
-            outcome.restartSeconds = daemon.start(harness: harness)
+            outcome.restartSeconds = daemon.start()
             if let baseline, let loaded = ProcStats.sample(pid: daemon.pid) {
                 outcome.restartRSSBytesPerNode = Double(loaded.rssKB - baseline.rssKB) * 1024 / Double(size)
             }

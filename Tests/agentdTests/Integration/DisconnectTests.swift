@@ -1,10 +1,10 @@
-// Part B integration: release_on_disconnect on AcquireNextNode and AcquireResourceLock when
+// Over the socket: release_on_disconnect on AcquireNextNode and AcquireResourceLock when
 // the client process dies (kill -9) or closes its connection.
 
 import XCTest
 import Foundation
 
-final class PartBDisconnectTests: PartBTestCase {
+final class DisconnectTests: FeatureTestCase {
 
     /// A client process that takes a node and two locks with release_on_disconnect, prints
     /// the three answers and sleeps. argv: socket, task id.
@@ -32,7 +32,7 @@ final class PartBDisconnectTests: PartBTestCase {
         let nodeID = itUUID()
         let taskID = try registerTask(client, nodes: [nodeDef(nodeID)])
 
-        let child = try spawnPython(PartBDisconnectTests.doomedClient, [daemon.socketPath, taskID], directory: daemon.directory)
+        let child = try spawnPython(DisconnectTests.doomedClient, [daemon.socketPath, taskID], directory: daemon.directory)
         var lines: [String] = []
         try waitUntil("the client process printed its three answers", timeout: 10) {
             if !child.isRunning { throw ITError("client process ended: \(child.exit!); stderr: \(child.stderr)") }

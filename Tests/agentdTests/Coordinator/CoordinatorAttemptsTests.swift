@@ -5,8 +5,8 @@ import XCTest
 @testable import AgentdProtocol
 @testable import agentd
 
-/// Part B: max_attempts, LEASE_EXPIRED, BLOCKED nodes, RetryNode and FailNode.
-final class CoordinatorPartBAttemptsTests: XCTestCase {
+/// Max_attempts, LEASE_EXPIRED, BLOCKED nodes, RetryNode and FailNode.
+final class CoordinatorAttemptsTests: XCTestCase {
     func testTwoExpiriesExhaustTwoAttempts() throws {
         let (c, clock) = makeCoordinator(timeoutSecs: 10)
         let a = uuid(1)
@@ -149,8 +149,8 @@ final class CoordinatorPartBAttemptsTests: XCTestCase {
     }
 }
 
-/// Part B: release_on_disconnect for node leases and locks.
-final class CoordinatorPartBDisconnectTests: XCTestCase {
+/// Release_on_disconnect for node leases and locks.
+final class CoordinatorDisconnectTests: XCTestCase {
     func testClosingTheConnectionExpiresABoundLease() throws {
         let (c, _) = makeCoordinator()
         let a = uuid(1)
@@ -224,7 +224,7 @@ final class CoordinatorPartBDisconnectTests: XCTestCase {
 
     func testClosingTheConnectionReleasesABoundLockToAWaiterOnAnotherConnection() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         guard case let .granted(slot) = try c.acquireLock(LockRequest(key: "k", owner: "a", ttlSecs: 60, boundConnection: 7),
                                                           connection: 7) else {
             return XCTFail("free key")

@@ -5,8 +5,8 @@ import XCTest
 @testable import AgentdProtocol
 @testable import agentd
 
-/// Part B: parked AcquireNextNode requests (wait_ms).
-final class CoordinatorPartBParkedAcquireTests: XCTestCase {
+/// Parked AcquireNextNode requests (wait_ms).
+final class CoordinatorParkedAcquireTests: XCTestCase {
     func testAcquireParksOnlyWithWaitAndNothingRunnable() throws {
         let (c, _) = makeCoordinator()
         let a = uuid(1), b = uuid(2)
@@ -25,7 +25,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testCompletingADependencyServesParkedAcquirersInArrivalOrder() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1), x = uuid(2), y = uuid(3)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a), node(x, [a]), node(y, [a])])
         let (_, la) = try c.mustAcquire(t)
@@ -51,7 +51,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testWaiterTimesOutAtExactlyItsDeadlineWithNothing() throws {
         let (c, clock) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1), b = uuid(2)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a), node(b, [a])])
         let (_, la) = try c.mustAcquire(t)
@@ -81,7 +81,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testWaiterWhoseConnectionClosesIsNeverResolvedAndTakesNoNode() throws {
         let (c, clock) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1), b = uuid(2)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a), node(b, [a])])
         let (_, la) = try c.mustAcquire(t)
@@ -100,7 +100,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testOnlyClosedWaiterLeavesNodeInReadyQueue() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1), b = uuid(2)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a), node(b, [a])])
         let (_, la) = try c.mustAcquire(t)
@@ -114,7 +114,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testAddNodesWakesAParkedAcquirer() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1), n = uuid(2)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a)])
         _ = try c.mustAcquire(t)
@@ -127,7 +127,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testRetryNodeWakesAParkedAcquirer() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a)])
         let (_, la) = try c.mustAcquire(t)
@@ -141,7 +141,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testLeaseExpiryWakesOneParkedAcquirer() throws {
         let (c, clock) = makeCoordinator(timeoutSecs: 10)
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a)])
         let (_, old) = try c.mustAcquire(t, owner: "old")
@@ -162,7 +162,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
 
     func testServedWaiterWithReleaseOnDisconnectIsBoundToItsConnection() throws {
         let (c, _) = makeCoordinator()
-        _ = PartBResolutions(c)
+        _ = ParkedAnswers(c)
         let a = uuid(1), b = uuid(2)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a), node(b, [a])])
         let (_, la) = try c.mustAcquire(t)
@@ -180,7 +180,7 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
     /// only after the loop, so the node is left in the ready queue instead.
     func testLateTimerStillServesAWaiterThatWasParkedWhenTheLeaseExpired() throws {
         let (c, clock) = makeCoordinator(timeoutSecs: 10)
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = uuid(1)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a)])
         _ = try c.mustAcquire(t)
@@ -192,11 +192,11 @@ final class CoordinatorPartBParkedAcquireTests: XCTestCase {
     }
 }
 
-/// Part B: parked AcquireResourceLock requests and fencing tokens.
-final class CoordinatorPartBLockWaiterTests: XCTestCase {
+/// Parked AcquireResourceLock requests and fencing tokens.
+final class CoordinatorLockWaiterTests: XCTestCase {
     func testReleaseAndExpiryHandTheKeyToWaitersInFIFOOrder() throws {
         let (c, clock) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let holder = c.lock(slot: try c.acquireLock(LockRequest(key: "k", owner: "holder", ttlSecs: 60))!)!
         XCTAssertEqual(try c.acquireLock(LockRequest(key: "k", owner: "x"), connection: 1, waitMs: 0), .held)
         let w1 = try c.mustParkLock(LockRequest(key: "k", owner: "w1", ttlSecs: 5), connection: 1)
@@ -233,7 +233,7 @@ final class CoordinatorPartBLockWaiterTests: XCTestCase {
 
     func testWaiterCountSkipsTimedOutAndDisconnectedWaiters() throws {
         let (c, clock) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let holder = c.lock(slot: try c.acquireLock(LockRequest(key: "k", owner: "holder", ttlSecs: 60))!)!
         let short = try c.mustParkLock(LockRequest(key: "k", owner: "short"), connection: 1, waitMs: 1_000)
         let closed = try c.mustParkLock(LockRequest(key: "k", owner: "closed"), connection: 2)
@@ -266,7 +266,7 @@ final class CoordinatorPartBLockWaiterTests: XCTestCase {
 
     func testFencingTokensRiseStrictlyAcrossKeysAndMarkTheCounter() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let a = c.lock(slot: try c.acquireLock(LockRequest(key: "a", ttlSecs: 60))!)!
         XCTAssertTrue(c.changes.fencingReservationMoved, "the first grant reserves a block")
         XCTAssertEqual(c.fencingReserved, Coordinator.fencingReservationBlock)

@@ -5,8 +5,8 @@ import XCTest
 @testable import AgentdProtocol
 @testable import agentd
 
-/// Part B: AddNodes.
-final class CoordinatorPartBAddNodesTests: XCTestCase {
+/// AddNodes.
+final class CoordinatorAddNodesTests: XCTestCase {
     func testDependencyOnACompletedNodeIsRunnableAtOnce() throws {
         let (c, _) = makeCoordinator()
         let a = uuid(1), n = uuid(2)
@@ -109,8 +109,8 @@ final class CoordinatorPartBAddNodesTests: XCTestCase {
     }
 }
 
-/// Part B: task.status, CancelTask and ListTasks.
-final class CoordinatorPartBTaskStatusTests: XCTestCase {
+/// Task.status, CancelTask and ListTasks.
+final class CoordinatorTaskStatusTests: XCTestCase {
     func testStatusFollowsTheNodes() throws {
         let (c, _) = makeCoordinator()
         let empty = try c.registerTask(goal: "empty", context: bytes("{}"), nodes: [])
@@ -141,7 +141,7 @@ final class CoordinatorPartBTaskStatusTests: XCTestCase {
 
     func testCancelTaskFailsOpenNodesAndClosesTheTask() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let done = uuid(1), running = uuid(2), pending = uuid(3), blocked = uuid(4)
         let t = try c.registerTask(goal: "g", context: bytes("{}"),
                                    nodes: [node(done), node(running), node(pending, [done, running]),
@@ -247,8 +247,8 @@ final class CoordinatorPartBTaskStatusTests: XCTestCase {
     }
 }
 
-/// Part B: DeleteTask.
-final class CoordinatorPartBDeleteTaskTests: XCTestCase {
+/// DeleteTask.
+final class CoordinatorDeleteTaskTests: XCTestCase {
     func testDeleteIsRefusedWhileActive() throws {
         let (c, _) = makeCoordinator()
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(uuid(1))])
@@ -262,7 +262,7 @@ final class CoordinatorPartBDeleteTaskTests: XCTestCase {
 
     func testDeleteAfterCancelRemovesEverything() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let keep = try c.registerTask(goal: "keep", context: bytes("{}"), nodes: [node(uuid(10))])
         let a = uuid(1), b = uuid(2)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a), node(b, [a])])
@@ -326,7 +326,7 @@ final class CoordinatorPartBDeleteTaskTests: XCTestCase {
     /// (and would be written with a task_id that no longer exists).
     func testNoLockNamesADeletedTaskEvenWithAParkedLockRequest() throws {
         let (c, _) = makeCoordinator()
-        _ = PartBResolutions(c)
+        _ = ParkedAnswers(c)
         let a = uuid(1)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(a)])
         _ = try c.acquireLock(LockRequest(key: "k", owner: "holder", ttlSecs: 60, taskId: t))
@@ -339,8 +339,8 @@ final class CoordinatorPartBDeleteTaskTests: XCTestCase {
     }
 }
 
-/// Part B: ReadEvents.
-final class CoordinatorPartBReadEventsTests: XCTestCase {
+/// ReadEvents.
+final class CoordinatorReadEventsTests: XCTestCase {
     /// A task with nodes a and b and five events: a, b, a, b, a (seqs 1...5).
     private func journal(_ c: Coordinator) throws -> (UUID128, TaskRecord) {
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(uuid(1)), node(uuid(2))])
@@ -392,7 +392,7 @@ final class CoordinatorPartBReadEventsTests: XCTestCase {
 
     func testParkedReaderIsResolvedByANewEventOfItsNodeOnly() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let (t, record) = try journal(c)
         let other = try c.registerTask(goal: "other", context: bytes("{}"), nodes: [node(uuid(3))])
         // Node a (index 0) has events up to seq 5; node b (index 1) up to seq 4.
@@ -430,7 +430,7 @@ final class CoordinatorPartBReadEventsTests: XCTestCase {
 
     func testParkedReaderWakesOnLifecycleEvents() throws {
         let (c, clock) = makeCoordinator(timeoutSecs: 10)
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let t = try c.registerTask(goal: "g", context: bytes("{}"), nodes: [node(uuid(1))])
         _ = try c.mustAcquire(t)
         guard case let .parked(id) = try c.readEvents(task: t, node: nil, afterSeq: 0, limit: 10,
@@ -448,7 +448,7 @@ final class CoordinatorPartBReadEventsTests: XCTestCase {
 
     func testTimedOutReaderGetsAnEmptyPage() throws {
         let (c, clock) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let (t, record) = try journal(c)
         guard case let .parked(id) = try c.readEvents(task: t, node: uuid(2), afterSeq: 4, limit: 10,
                                                       connection: 1, waitMs: 2_000) else {
@@ -474,7 +474,7 @@ final class CoordinatorPartBReadEventsTests: XCTestCase {
     /// reader parked with after_seq ahead of the journal is answered early with an empty page.
     func testParkedReaderIsNotWokenByAnEventAtOrBeforeItsAfterSeq() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let (t, _) = try journal(c)
         guard case let .parked(id) = try c.readEvents(task: t, node: nil, afterSeq: 7, limit: 10,
                                                       connection: 1, waitMs: 60_000) else {
@@ -490,7 +490,7 @@ final class CoordinatorPartBReadEventsTests: XCTestCase {
 
     func testReaderWhoseConnectionClosesIsNotResolved() throws {
         let (c, _) = makeCoordinator()
-        let log = PartBResolutions(c)
+        let log = ParkedAnswers(c)
         let (t, _) = try journal(c)
         _ = try c.readEvents(task: t, node: nil, afterSeq: 5, limit: 10, connection: 3, waitMs: 60_000)
         c.connectionClosed(3)

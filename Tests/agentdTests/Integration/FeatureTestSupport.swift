@@ -1,4 +1,4 @@
-// Integration test support for Part B: requests sent without waiting for their answer
+// Integration test support: requests sent without waiting for their answer
 // (parked requests), the "still parked" check, error reasons, and small helpers for the new
 // methods. Builds on IntegrationTestCase and ITLineClient.
 
@@ -8,7 +8,7 @@ import Foundation
 import Glibc
 #endif
 
-class PartBTestCase: IntegrationTestCase {
+class FeatureTestCase: IntegrationTestCase {
     /// Helper processes (clients that are killed on purpose); killed in tearDown.
     private var helperChildren: [ITChild] = []
 
@@ -178,7 +178,7 @@ class PartBTestCase: IntegrationTestCase {
     }
 }
 
-extension PartBTestCase {
+extension FeatureTestCase {
     /// One request on a connection used for nothing else, its answer line read straight from
     /// the socket (fast for multi-megabyte answers). Returns the raw answer line.
     func bigCall(_ daemon: ITDaemon, _ method: String, _ params: Any?, timeout: TimeInterval = 20) throws -> [UInt8] {

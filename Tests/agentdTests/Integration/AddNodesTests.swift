@@ -1,10 +1,10 @@
-// Part B integration: AddNodes (growing a live DAG, validation, waking parked acquirers,
+// Over the socket: AddNodes (growing a live DAG, validation, waking parked acquirers,
 // a large batch in one request).
 
 import XCTest
 import Foundation
 
-final class PartBAddNodesTests: PartBTestCase {
+final class AddNodesTests: FeatureTestCase {
 
     func testAddNodesToLiveTask() throws {
         let daemon = try makeDaemon()

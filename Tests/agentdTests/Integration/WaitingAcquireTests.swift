@@ -1,10 +1,10 @@
-// Part B integration: AcquireNextNode with wait_ms (parked acquirers, arrival order,
+// Over the socket: AcquireNextNode with wait_ms (parked acquirers, arrival order,
 // answers in order on their own connection, other connections not held up).
 
 import XCTest
 import Foundation
 
-final class PartBWaitingAcquireTests: PartBTestCase {
+final class WaitingAcquireTests: FeatureTestCase {
 
     /// a, then b and c both depending on a. X holds a; P1 then P2 park; X completes a:
     /// P1 gets b and P2 gets c (arrival order, registration order).

@@ -1,10 +1,10 @@
-// Part B integration: ReadEvents (seq, paging with after_seq/next_seq, node filter,
+// Over the socket: ReadEvents (seq, paging with after_seq/next_seq, node filter,
 // long poll with wait_ms).
 
 import XCTest
 import Foundation
 
-final class PartBEventsTests: PartBTestCase {
+final class EventsTests: FeatureTestCase {
 
     private func seqs(_ result: ITJSON) -> [Int] {
         (result["events"].array ?? []).map { $0["seq"].int ?? -1 }

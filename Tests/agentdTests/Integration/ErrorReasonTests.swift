@@ -1,10 +1,10 @@
-// Part B integration: error.data.reason on every kind of error, invalid UTF-8, and
+// Over the socket: error.data.reason on every kind of error, invalid UTF-8, and
 // DescribeInterface listing every method.
 
 import XCTest
 import Foundation
 
-final class PartBErrorsTests: PartBTestCase {
+final class ErrorReasonTests: FeatureTestCase {
 
     func testErrorReasons() throws {
         let daemon = try makeDaemon()

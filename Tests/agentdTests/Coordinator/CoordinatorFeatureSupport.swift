@@ -6,7 +6,7 @@ import XCTest
 @testable import agentd
 
 /// Records every parked request the Coordinator resolves, in order.
-final class PartBResolutions {
+final class ParkedAnswers {
     private(set) var entries: [(waiter: Waiter, outcome: WaiterOutcome)] = []
 
     init(_ coordinator: Coordinator) {
