@@ -26,7 +26,9 @@ struct EventsCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Keep printing new events until the task ends.")
     var follow = false
 
-    @OptionGroup var output: JSONFlag
+    @Flag(name: .long, help: "Print each event as the daemon's JSON object, one a line.")
+    var json = false
+
     @OptionGroup var connection: ConnectionOptions
 
     func validate() throws {
@@ -60,7 +62,7 @@ struct EventsCommand: ParsableCommand {
             let events = page["events"]?.arrayValue ?? []
             var unknownNode = false
             for event in events {
-                if output.json {
+                if json {
                     print(event.compactText)
                 } else {
                     let id = event["node_id"]?.stringValue ?? ""
@@ -83,7 +85,7 @@ struct EventsCommand: ParsableCommand {
                     params["after_seq"] = .int(cursor)
                     let rest = try daemon.call("ReadEvents", .object(params))
                     for event in rest["events"]?.arrayValue ?? [] {
-                        print(output.json ? event.compactText : line(event, labels: labels, style: style))
+                        print(json ? event.compactText : line(event, labels: labels, style: style))
                     }
                     return
                 }

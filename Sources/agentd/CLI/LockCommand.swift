@@ -62,7 +62,8 @@ struct LockCommand: ParsableCommand {
         if wait > 0 { params["wait_ms"] = .int(Int64((wait * 1000).rounded())) }
         let lock = try daemon.call("AcquireResourceLock", .object(params))
         guard !lock.isNull, let leaseId = lock["lease_id"]?.stringValue else {
-            throw CLIFailure("lock \(key) not obtained\(wait > 0 ? " within \(Time.duration(wait))" : ""): \(holder(daemon))",
+            let within = wait == 0 ? "" : " within " + (wait < 60 && wait != wait.rounded() ? "\(wait)s" : Time.duration(wait))
+            throw CLIFailure("lock \(key) not obtained\(within): \(holder(daemon))",
                              status: ExitStatus.notObtained)
         }
         let token = lock["fencing_token"]?.intValue.map { String($0) } ?? ""

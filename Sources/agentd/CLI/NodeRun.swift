@@ -65,6 +65,7 @@ struct NodeRun {
     }
 
     private func finish(label: String, ids: JSONObject, status: ChildStatus, output: Capture, lost: String?) {
+        state.slotDone(slot)   // no longer "running" on the progress line while the daemon is told
         if let lost, !state.isStopping {
             return state.finished(slot, .failed("lost the lease on node \(label) (\(lost)); its command was sent SIGTERM"))
         }

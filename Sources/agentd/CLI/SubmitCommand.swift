@@ -12,7 +12,8 @@ struct SubmitCommand: ParsableCommand {
         The file (- for stdin):
           {"goal": "ship it", "context": {"repo": "agentd"},
            "nodes": [{"name": "fetch"},
-                     {"name": "build", "after": ["fetch"], "payload": {"target": "release"}, "max_attempts": 3},
+                     {"name": "build", "after": ["fetch"],
+                      "payload": {"target": "release"}, "max_attempts": 3},
                      {"name": "test", "after": ["build"]}]}
         Each node may have a name (unique, at most 200 bytes), the names it runs after, a \
         payload (sent as its payload_schema) and max_attempts. A duplicate name, an unknown \
