@@ -3,6 +3,9 @@
 
 import XCTest
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class CLIBasicsTests: IntegrationTestCase {
     func testHelpVersionAndUsageErrors() throws {
@@ -32,6 +35,27 @@ final class CLIBasicsTests: IntegrationTestCase {
             XCTAssertEqual(result.exit, .exited(64), "\(arguments): \(result.stderr)")
             XCTAssertFalse(result.stderr.isEmpty, "\(arguments) explains itself on stderr")
         }
+    }
+
+    /// `agentd --socket S --db D`, with no command, serves, as the original's binary does.
+    func testServeFlagsWithoutTheWordServe() throws {
+        let directory = try makeTempDir()
+        let socket = "\(directory)/top.sock"
+        let daemon = try ITChild.spawn(try ITDaemon.binaryPath(), ["--socket", socket, "--db", "\(directory)/top.db", "--sync", "full"],
+                                       environment: ["HOME": directory, "AGENTD_HOME": "\(directory)/home"],
+                                       stdoutPath: "\(directory)/out.log", stderrPath: "\(directory)/err.log")
+        defer { daemon.killAndReap() }
+        try waitUntil("the daemon serves \(socket)") {
+            guard daemon.isRunning else { throw ITError("agentd exited: \(daemon.stderr)") }
+            return ITLineClient.tryConnect(socket).map { $0.close(); return true } ?? false
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/top.db"))
+        // Once it answers, its loop runs and SIGTERM stops it cleanly.
+        let client = try ITLineClient.connect(socket)
+        XCTAssertEqual(try client.call("Health")["status"].string, "ok")
+        client.close()
+        daemon.signal(SIGTERM)
+        XCTAssertEqual(daemon.waitForExit(timeout: 10), .exited(0), daemon.stderr)
     }
 
     func testEveryCommandExits69WhenTheDaemonIsUnreachable() throws {
