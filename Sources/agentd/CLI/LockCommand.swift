@@ -51,6 +51,14 @@ struct LockCommand: ParsableCommand {
 
     func run() throws {
         Signals.block()
+        // Before the command runs, a signal ends agentd lock (a lock already granted goes with
+        // the connection); once it runs, signals are the command's to act on.
+        let running = Locked<ChildProcess?>(nil)
+        Signals.handle { signal, sentByAProcess in
+            let child = running.withValue { $0 }
+            guard let child else { Glibc.exit(128 + signal) }
+            if sentByAProcess { child.signal(signal) }
+        }
         let daemon = try connection.connect()
         var params: JSONObject = [
             "resource_key": .string(key),
@@ -67,11 +75,14 @@ struct LockCommand: ParsableCommand {
                              status: ExitStatus.notObtained)
         }
         let token = lock["fencing_token"]?.intValue.map { String($0) } ?? ""
-        let child = try ChildProcess.spawn(command, environment: ChildProcess.environment(adding: [
-            "AGENTD_LOCK_KEY": key, "AGENTD_LOCK_LEASE_ID": leaseId, "AGENTD_FENCING_TOKEN": token,
-            "AGENTD_SOCKET_PATH": connection.socketPath,
-        ]))
-        Signals.handle { signal, sentByAProcess in if sentByAProcess { child.signal(signal) } }
+        let child = try running.withValue { running -> ChildProcess in
+            let child = try ChildProcess.spawn(command, environment: ChildProcess.environment(adding: [
+                "AGENTD_LOCK_KEY": key, "AGENTD_LOCK_LEASE_ID": leaseId, "AGENTD_FENCING_TOKEN": token,
+                "AGENTD_SOCKET_PATH": connection.socketPath,
+            ]))
+            running = child
+            return child
+        }
 
         // Set once: why the lock was lost, or that the command has ended (nil reason).
         let ending = Locked<(ended: Bool, lost: String?)>((false, nil))
