@@ -24,13 +24,17 @@ let package = Package(
         // The command line's parsing, help and completions (the CLI only; the daemon's flags
         // are still read by its own Configuration).
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The MCP server (`agentd mcp`) only: the official Swift SDK of the Model Context Protocol.
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
     ],
     targets: [
         .systemLibrary(name: "CUV", path: "Sources/CUV", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // TLS for the network listener and its clients (OpenSSL 3 from Debian).
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", providers: [.apt(["libssl-dev"])]),
 
-        // libuv in Swift: loop, listener, line-framed connections, timers, signals. No agents.
-        .target(name: "Reactor", dependencies: ["CUV"]),
+        // libuv in Swift: loop, listeners, line-framed connections (TLS optional), timers, signals. No agents.
+        .target(name: "Reactor", dependencies: ["CUV", "COpenSSL"]),
         // Bytes: the JSON scanner and writers, UUIDs, ISO times. Imports nothing of agentd.
         .target(name: "AgentdBase"),
         // The Coordinator: the pure state machine (tasks, leases, locks, journal, waiters). No I/O.
@@ -45,12 +49,15 @@ let package = Package(
         // sit behind _GNU_SOURCE), for the commands `agentd lock` and `agentd work` run.
         .target(name: "CProcess"),
         // The one client of the socket: the CLI, the tests and the bench share it.
-        .target(name: "AgentdClient", dependencies: ["AgentdBase"]),
+        .target(name: "AgentdClient", dependencies: ["AgentdBase", "COpenSSL"]),
+        // `agentd mcp`: a stdio MCP server that is a client of the socket (a process of its own,
+        // never inside the daemon's loop).
+        .target(name: "AgentdMCP", dependencies: ["AgentdClient", "AgentdBase", .product(name: "MCP", package: "swift-sdk")]),
         // Start-up, the Server glue and the command line (Sources/agentd/CLI, one file a command).
         .executableTarget(
             name: "agentd",
-            dependencies: ["Reactor", "AgentdBase", "AgentdCore", "AgentdStore", "AgentdProtocol", "AgentdClient", "CProcess",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Reactor", "AgentdBase", "AgentdCore", "AgentdStore", "AgentdProtocol", "AgentdClient",
+                           "AgentdMCP", "CProcess", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: daemonSettings
         ),
         .executableTarget(
@@ -58,9 +65,12 @@ let package = Package(
             dependencies: ["Reactor", "AgentdClient", .product(name: "Histogram", package: "hdrhistogram-swift")],
             path: "bench/Sources"
         ),
+        // The Coordinator's invariants, checked from scratch: shared by the unit tests and fuzz/targets.
+        .target(name: "CoordinatorInvariants", dependencies: ["AgentdCore", "AgentdBase"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "agentdTests", dependencies: ["agentd", "AgentdBase", "AgentdCore", "AgentdStore",
-                                                        "AgentdProtocol", "AgentdClient"]),
+                                                        "AgentdProtocol", "AgentdClient", "CoordinatorInvariants",
+                                                        "AgentdMCP"]),
     ],
     swiftLanguageModes: [.v5]
 )

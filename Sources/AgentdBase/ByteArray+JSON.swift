@@ -1,4 +1,4 @@
-/// Building JSON output straight into a byte buffer (responses and SQLite rows),
+/// Building JSON output straight into a byte buffer (answers and stored rows),
 /// without intermediate Strings.
 extension Array where Element == UInt8 {
     /// Appends raw bytes with a single copy.

@@ -27,11 +27,21 @@ public final class AgentdConnection: @unchecked Sendable {
     private var failure: ConnectionError?
     private var nextId: Int64 = 1
     private var closeHandlers: [(ConnectionError) -> Void] = []
+    /// For `tls://` endpoints (AgentdConnection+TLS.swift); nil on the Unix socket.
+    private let tls: TLSClientSession?
+    /// The agent a `tls://` connection authenticated as; nil on the Unix socket.
+    public internal(set) var agentName: String?
 
     /// Connects to the socket at `socketPath`.
-    public init(socketPath: String) throws {
-        endpoint = socketPath
-        fd = try AgentdConnection.connectUnix(socketPath)
+    public convenience init(socketPath: String) throws {
+        self.init(connected: try AgentdConnection.connectUnix(socketPath), endpoint: socketPath, tls: nil)
+    }
+
+    /// Takes over a connected socket (and its TLS session) and starts reading answers.
+    init(connected fd: Int32, endpoint: String, tls: TLSClientSession?) {
+        self.endpoint = endpoint
+        self.fd = fd
+        self.tls = tls
         startThread { [self] in readAnswers() }
     }
 
@@ -109,6 +119,7 @@ public final class AgentdConnection: @unchecked Sendable {
     // MARK: - Inside
 
     private func writeAll(_ bytes: [UInt8]) -> ConnectionError? {
+        if let tls { return tls.write(bytes) }
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -142,7 +153,7 @@ public final class AgentdConnection: @unchecked Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         var ending = ConnectionError.closed("the daemon closed the connection")
         reading: while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { tls?.read(into: $0) ?? read(fd, $0.baseAddress!, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { ending = .closed("read: \(String(cString: strerror(errno)))"); break }
             if n == 0 { break }

@@ -1,7 +1,7 @@
 import AgentdBase
-/// What changed in memory since the last commit: the Store turns it into rows at the end of the
+/// What changed in memory since the last commit: the persistence layer turns it into rows at the end of the
 /// loop turn. Entities are recorded once however often they change within the turn, and the
-/// Store reads their state as it is at commit time, so a write that cancels out (a lock taken
+/// persistence layer reads their state as it is at commit time, so a write that cancels out (a lock taken
 /// and released in one turn) costs nothing.
 package struct ChangeSet {
     package var newTasks: [Int32] = []
@@ -37,7 +37,7 @@ package struct ChangeSet {
 }
 
 extension Coordinator {
-    /// The Store has written `changes` and committed them: the nodes written are clean again (their
+    /// The persistence layer has written `changes` and committed them: the nodes written are clean again (their
     /// next change records them anew) and a new change set begins.
     package func didCommit() {
         for (slot, range) in changes.newNodes {

@@ -1,6 +1,6 @@
 import AgentdBase
-/// A node as the Store reads it back from `dag_nodes`.
-package struct StoredNode {
+/// A node as it is read back from the database at start.
+package struct RestoredNode {
     package var id: UUID128
     package var status: NodeStatus
     package var dependencies: [UUID128]
@@ -27,7 +27,7 @@ package struct StoredNode {
     }
 }
 
-/// Rebuilding memory from disk at start. The Store calls these in table order (tasks, nodes in
+/// Rebuilding memory from disk at start. The persistence layer calls these in table order (tasks, nodes in
 /// rowid order, events in rowid order, locks), then `finishRestore`, which derives every index
 /// (dependency counts, dependents, ready queues, deadlines) and expires what ran out while the
 /// daemon was down. Nothing here is recorded as a change: it is already on disk.
@@ -40,7 +40,7 @@ extension Coordinator {
     }
 
     /// Dependencies are resolved in `finishRestore`, since a node may depend on a later row.
-    package func restoreNode(_ stored: StoredNode, in task: TaskRecord, pendingDependencies: inout [[UUID128]]) {
+    package func restoreNode(_ stored: RestoredNode, in task: TaskRecord, pendingDependencies: inout [[UUID128]]) {
         var node = Node(id: stored.id, status: stored.status, payloadSchema: stored.payloadSchema,
                         updatedAtSecs: stored.updatedAtSecs, attempts: stored.attempts,
                         maxAttempts: stored.maxAttempts, name: stored.name)

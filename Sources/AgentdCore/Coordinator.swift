@@ -1,7 +1,7 @@
 import AgentdBase
 /// The in-memory state machine of agentd: tasks and their DAGs, node leases, resource locks,
 /// the journal, parked requests, deadlines and counters. It does no I/O: time comes from an
-/// injected Clock, every change is recorded in `changes` for the Store to write at the end of
+/// injected Clock, every change is recorded in `changes` for the persistence layer to write at the end of
 /// the loop turn, and a parked request that ends is handed to `onWaiterResolved`.
 package final class Coordinator {
     package struct Settings {

@@ -23,7 +23,7 @@ package enum NodeStatus: UInt8, CaseIterable {
     }
 }
 
-/// Whether a row must reach SQLite at the end of the loop turn, and how.
+/// Whether a row must reach the database at the end of the loop turn, and how.
 package enum PersistState: UInt8 {
     case clean
     case dirty      // exists on disk; UPDATE it

@@ -77,7 +77,7 @@ package struct SortedKeys {
         return keys[start..<end]
     }
 
-    /// Keys compare by their UTF-8 bytes, as SQLite's ORDER BY does.
+    /// Keys compare by their UTF-8 bytes, as the database's ORDER BY does.
     private func lowerBound(_ key: String) -> Int {
         var low = 0, high = keys.count
         while low < high {

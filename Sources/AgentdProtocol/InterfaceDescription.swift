@@ -97,6 +97,10 @@ package enum InterfaceDescription {
             out.append(contentsOf: doc.result.utf8)
             out.append(UInt8(ascii: "}"))
         }
+        // Answered by the network listener itself, before a connection reaches the methods above.
+        out.appendASCII(#",{"method":"Authenticate","aliases":["authenticate"],"only":"on tls:// connections, as their first request; the Unix socket does not answer it","params":"#)
+        appendParams(Param.authenticationParams, to: &out)
+        out.appendASCII(#","result":{"agent":"string: the name the tokens file gives the token; the default owner and lease_owner of this connection"}}"#)
         out.appendASCII("]}")
         return out
     }

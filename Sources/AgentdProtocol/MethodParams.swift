@@ -91,6 +91,11 @@ extension Param {
     static let eventsNodeId = Param("node_id", .uuid, "only this node's events")
     static let afterSeq = Param("after_seq", .integer, default: "0", "only events after this seq (next_seq)")
 
+    /// Authenticate's, answered by the network listener (never on the Unix socket).
+    package static let authenticationParams: [Param] = [
+        Param("token", .string, required: true, "the agent's token from the daemon's tokens file"),
+    ]
+
     /// The fields of one node definition (RegisterTask's initial_nodes, AddNodes' nodes).
     package static let nodeDefinitionFields: [Param] = [
         Param("id", .uuid, default: "generated", "the node's id"),
@@ -146,6 +151,9 @@ package enum ParamsReference {
             for param in params {
                 lines.append("| \(method.name) | `\(param.nameText)` | \(param.typeText) | \(param.summary) |")
             }
+        }
+        for param in Param.authenticationParams {
+            lines.append("| Authenticate (tls:// only) | `\(param.nameText)` | \(param.typeText) | \(param.summary) |")
         }
         lines.append("")
         lines.append("A node definition (RegisterTask's `initial_nodes`, AddNodes' `nodes`):")

@@ -16,6 +16,9 @@ package final class RequestHandler {
 
     package let coordinator: Coordinator
     package var storeFacts: StoreFacts
+    /// The owner and lease owner of a request that names none: the agent of an authenticated
+    /// network connection, set around each of its requests; nil means "anonymous".
+    package var defaultOwner: String?
     private let methods = MethodTable()
     private var tape = JSONTape()
     private let startedMicros: UInt64
@@ -193,7 +196,7 @@ package final class RequestHandler {
             out.append(UInt8(ascii: "}"))
         case .acquireNextNode:
             let taskId = try params.requiredUUID(.taskId)
-            let owner = try params.string(.leaseOwner) ?? "anonymous"
+            let owner = try params.string(.leaseOwner) ?? defaultOwner ?? "anonymous"
             let outcome = try coordinator.acquireNextNode(
                 task: taskId, owner: owner, leaseTTLSecs: try params.seconds(.leaseTTL),
                 releaseOnDisconnect: try params.bool(.releaseOnDisconnect) ?? false,
@@ -241,7 +244,7 @@ package final class RequestHandler {
             ResultEncoding.taskStatus(try coordinator.taskAsOfNow(taskId), to: &out)
         case .acquireResourceLock:
             var request = LockRequest(key: try params.requiredString(.resourceKey))
-            request.owner = try params.string(.lockOwner) ?? "anonymous"
+            request.owner = try params.string(.lockOwner) ?? defaultOwner ?? "anonymous"
             request.provider = try params.string(.provider)
             request.ttlSecs = try params.seconds(.lockTTL)
             request.taskId = try params.uuid(.lockTaskId)

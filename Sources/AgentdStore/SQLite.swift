@@ -79,8 +79,6 @@ package final class Statement {
     package func bind(_ index: Int32, _ value: Int64?) {
         if let value { sqlite3_bind_int64(handle, index, value) } else { sqlite3_bind_null(handle, index) }
     }
-    package func bindNull(_ index: Int32) { sqlite3_bind_null(handle, index) }
-
     package func bind(_ index: Int32, text: String?) {
         guard var text else { sqlite3_bind_null(handle, index); return }
         text.withUTF8 { bytes in

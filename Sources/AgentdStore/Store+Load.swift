@@ -39,7 +39,7 @@ extension Store {
                               acquiredAtSecs: acquiredAt ?? expiresAtMs / 1000, expiresAtMs: expiresAtMs,
                               deadline: .none)
             }
-            let stored = StoredNode(
+            let stored = RestoredNode(
                 id: id, status: status, dependencies: try uuidArray(nodeRows.bytes(3), tape: &tape),
                 payloadSchema: try compact(nodeRows.bytes(4), tape: &tape) ?? JSONPayload.emptyObject,
                 result: nodeRows.isNull(5) ? nil : try compact(nodeRows.bytes(5), tape: &tape),

@@ -5,12 +5,13 @@ extension Connection {
     /// stashed lines when nothing blocks it any more. Called after every state change.
     func updateReading() {
         let blocked = isClosed || closingAfterFlush || pausedByOwner || pausedForBackpressure
-        if !blocked && framer.hasStashedLines && !drainScheduled {
+        let stashed = framer.hasStashedLines || tlsInputPending
+        if !blocked && stashed && !drainScheduled {
             drainScheduled = true
             loop.scheduleDrain(self)
         }
         // Stashed lines go first: reading resumes once they are delivered.
-        let wanted = !blocked && !sawEOF && !framer.hasStashedLines
+        let wanted = !blocked && !sawEOF && !stashed
         if wanted && !isReading {
             let status = uv_read_start(stream, connectionAllocate, connectionRead)
             if status != 0 {
@@ -30,7 +31,7 @@ extension Connection {
         delegate?.connection(self, didReceiveLine: line)
         if isClosed || closingAfterFlush || pausedByOwner || pausedForBackpressure { return false }
         // Checked per line, so unsent output stays within the high-water mark plus one answer.
-        if output.count + inFlightCount > outputHighWater {
+        if unsentByteCount > outputHighWater {
             pausedForBackpressure = true
             backpressurePauseCount += 1
             return false
@@ -40,6 +41,10 @@ extension Connection {
 
     fileprivate func didRead(_ bytes: UnsafeRawBufferPointer) {
         bytesReceived &+= UInt64(bytes.count)
+        if tls != nil {
+            didReadSealed(bytes)
+            return
+        }
         let outcome = framer.feed(bytes) { line in self.deliver(line) }
         finishDelivery(outcome)
     }
@@ -47,6 +52,11 @@ extension Connection {
     fileprivate func didReachEOF() {
         sawEOF = true
         isReading = false               // libuv stopped reading when it saw EOF
+        if tls != nil {
+            // Records still buffered in the session are the peer's last words.
+            pumpPlaintext()
+            if isClosed { return }
+        }
         _ = framer.finish { line in self.deliver(line) }
         if isClosed { return }
         if let delegate {
@@ -61,10 +71,14 @@ extension Connection {
         drainScheduled = false
         if isClosed || closingAfterFlush || pausedByOwner || pausedForBackpressure { return }
         let outcome = framer.drain { line in self.deliver(line) }
+        if tls != nil && outcome == .needMoreBytes && tlsInputPending {
+            pumpPlaintext()
+            return
+        }
         finishDelivery(outcome)
     }
 
-    private func finishDelivery(_ outcome: LineFramer.Outcome) {
+    func finishDelivery(_ outcome: LineFramer.Outcome) {
         if isClosed { return }
         if outcome == .oversized {
             refuseOversizedLine()

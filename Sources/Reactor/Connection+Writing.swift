@@ -1,15 +1,39 @@
 import CUV
 
 extension Connection {
-    /// Writes everything in `output`: uv_try_write first, and whatever the kernel does not take now
+    /// Writes everything in `output` (for TLS: seals it into records and writes those): uv_try_write first, and whatever the kernel does not take now
     /// is copied aside and queued with uv_write. Bytes appended while that write is in flight wait
     /// for the next flush(), and then go out after it, in order. Cheap no-op when output is empty.
     public func flush() {
         guard !isClosed, !output.isEmpty else { return }
-        flushedPrefix = output.count
+        if tls != nil {
+            // Released plaintext becomes TLS records now; the records are what goes out.
+            if !sealOutput() { return }
+            flushedPrefix = sealed.count
+        } else {
+            flushedPrefix = output.count
+        }
         if writeInFlight { return }
         writeFlushedPrefix()
         afterWriteProgress()
+    }
+
+    /// Writes every sealed TLS record now (handshake messages, alerts, close_notify): they
+    /// acknowledge no state, so they need not wait for the end of the turn.
+    func flushSealed() {
+        guard !isClosed, !sealed.isEmpty else { return }
+        flushedPrefix = sealed.count
+        if writeInFlight { return }
+        writeFlushedPrefix()
+        afterWriteProgress()
+    }
+
+    /// The bytes the socket writes: `output` itself, or for TLS the records sealed from it.
+    private var wire: [UInt8] {
+        _read { yield tls == nil ? output : sealed }
+        _modify {
+            if tls == nil { yield &output } else { yield &sealed }
+        }
     }
 
     /// uv_buf_t lengths are 32-bit; a bigger output goes out in several writes.
@@ -19,7 +43,7 @@ extension Connection {
         while flushedPrefix > 0 && !writeInFlight && !isClosed {
             let count = min(flushedPrefix, Connection.maxWriteChunk)
             let stream = self.stream
-            let status: Int32 = output.withUnsafeBytes { bytes in
+            let status: Int32 = wire.withUnsafeBytes { bytes in
                 // libuv's uv_buf_t is not const-qualified, but try_write only reads it.
                 let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!)
                 var buffer = uv_buf_init(base.assumingMemoryBound(to: CChar.self), UInt32(count))
@@ -47,7 +71,7 @@ extension Connection {
             inFlightCapacity = count
         }
         let destination = inFlight!
-        output.withUnsafeBytes { bytes in
+        wire.withUnsafeBytes { bytes in
             destination.copyMemory(from: bytes.baseAddress! + start, byteCount: count)
         }
         var buffer = uv_buf_init(destination.assumingMemoryBound(to: CChar.self), UInt32(count))
@@ -62,11 +86,12 @@ extension Connection {
     }
 
     private func removeFromOutput(_ count: Int) {
-        if count == output.count {
+        if count == wire.count {
             // Keep a modest buffer for the next turn's answers; give back what a burst grew.
-            output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+            let keep = wire.capacity <= 256 * 1024
+            wire.removeAll(keepingCapacity: keep)
         } else {
-            output.removeSubrange(0..<count)
+            wire.removeSubrange(0..<count)
         }
     }
 

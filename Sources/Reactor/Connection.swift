@@ -4,15 +4,16 @@ import Synchronization
 
 private let connectionIDs = Atomic<UInt64>(0)
 
-/// One connected Unix stream socket (accepted by a UnixListener or made by UnixConnector), framed
-/// into lines on input and buffered on output. Input handling is in Connection+Reading.swift,
-/// output in Connection+Writing.swift.
+/// One connected stream socket (Unix, accepted by a UnixListener or made by UnixConnector; or TCP,
+/// accepted by a TCPListener, always with TLS), framed into lines on input and buffered on output.
+/// Input handling is in Connection+Reading.swift, output in Connection+Writing.swift, the TLS layer
+/// between the socket and both in Connection+TLS.swift.
 ///
 /// Lifetime: the open libuv handle holds a retain on the Connection until its close callback, so
 /// callers need not keep a reference; after `connectionDidClose` the object is inert.
 public final class Connection {
-    /// Longest accepted line, counting its "\n".
-    public static let maxLineBytes = 1_048_576
+    /// The longest line a connection accepts unless its listener says otherwise, counting its "\n".
+    public static let defaultMaxLineBytes = 1_048_576
 
     public weak var delegate: ConnectionDelegate?
     /// Unique per process, rising.
@@ -35,9 +36,9 @@ public final class Connection {
     public internal(set) var backpressurePauseCount = 0
 
     let loop: EventLoop
-    let pipe: UnsafeMutablePointer<uv_pipe_t>
-    var stream: UnsafeMutablePointer<uv_stream_t> { asStream(pipe) }
-    let framer = LineFramer(maxLineBytes: Connection.maxLineBytes)
+    /// A uv_pipe_t or a uv_tcp_t, allocated by whoever accepted it; freed here after close.
+    let stream: UnsafeMutablePointer<uv_stream_t>
+    let framer: LineFramer
 
     // Reading state. Reading is on exactly when none of the reasons to be off holds (updateReading).
     var isReading = false
@@ -57,14 +58,31 @@ public final class Connection {
     /// next flush(), even if a write completes in between (the owner may not have committed them yet).
     var flushedPrefix = 0
 
+    /// The TLS layer, for connections accepted by a TCPListener: `output` then holds plaintext and
+    /// `sealed` the records made from it at flush(), which are what the socket writes.
+    var tls: TLSSession?
+    var sealed: [UInt8] = []
+    /// The TLS session may hold plaintext not yet handed to the framer (delivery stopped mid-read).
+    var tlsInputPending = false
+    var sentCloseNotify = false
+    /// Run after `connectionDidClose`, for the listener's count of its connections.
+    var onClosed: (() -> Void)?
+
     /// Takes over an initialized, connected pipe handle. Reading starts with `start()`, after the
     /// owner has had a chance to set the delegate.
-    init(loop: EventLoop, pipe: UnsafeMutablePointer<uv_pipe_t>) {
+    convenience init(loop: EventLoop, pipe: UnsafeMutablePointer<uv_pipe_t>,
+                     maxLineBytes: Int = Connection.defaultMaxLineBytes) {
+        self.init(loop: loop, stream: asStream(pipe), maxLineBytes: maxLineBytes)
+    }
+
+    /// Takes over an initialized, connected stream handle (pipe or TCP).
+    init(loop: EventLoop, stream: UnsafeMutablePointer<uv_stream_t>, maxLineBytes: Int = Connection.defaultMaxLineBytes) {
+        framer = LineFramer(maxLineBytes: maxLineBytes)
         self.loop = loop
-        self.pipe = pipe
+        self.stream = stream
         id = connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
         writeRequest = .allocate(capacity: 1)
-        pipe.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        stream.pointee.data = Unmanaged.passRetained(self).toOpaque()
         writeRequest.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         loop.track(self)
     }
@@ -73,8 +91,11 @@ public final class Connection {
         updateReading()
     }
 
-    /// Unsent bytes: `output` plus what a write in flight still holds.
-    public var unsentByteCount: Int { output.count + inFlightCount }
+    /// Unsent bytes: `output`, TLS records not yet written, and what a write in flight still holds.
+    public var unsentByteCount: Int { output.count + sealed.count + inFlightCount }
+
+    /// True for a connection that speaks TLS (accepted by a TCPListener).
+    public var isTLS: Bool { tls != nil }
 
     /// True while reading is paused, by the owner or by back-pressure.
     public var isReadingPaused: Bool { pausedByOwner || pausedForBackpressure }
@@ -111,20 +132,27 @@ public final class Connection {
             isReading = false
         }
         output = []
+        sealed = []
         flushedPrefix = 0
-        uv_close(asHandle(pipe), connectionClosed)
+        uv_close(asHandle(stream), connectionClosed)
     }
 
     func closeIfFlushed() {
-        if closingAfterFlush && !isClosed && !writeInFlight && output.isEmpty {
+        if closingAfterFlush && !isClosed && !writeInFlight && output.isEmpty && sealed.isEmpty {
+            // A TLS peer is told the stream ends here (close_notify), after the last answer.
+            if tls != nil && !sentCloseNotify {
+                sentCloseNotify = true
+                if sealCloseNotify() { return }    // closes once that record is written
+            }
             close()
         }
     }
 
     /// Runs from libuv's close callback; a write still in flight has been cancelled before this.
     fileprivate func didClose() {
-        pipe.deallocate()
+        UnsafeMutableRawPointer(stream).deallocate()
         writeRequest.deallocate()
+        tls = nil
         inFlight?.deallocate()
         inFlight = nil
         inFlightCapacity = 0
@@ -132,6 +160,8 @@ public final class Connection {
         framer.reset()
         loop.untrack(self)
         delegate?.connectionDidClose(self)
+        onClosed?()
+        onClosed = nil
         // Close callbacks run after this turn's end-of-turn hook: whatever the delegate changed
         // must not wait for unrelated I/O to be committed and flushed.
         loop.requestPromptEndOfTurn()

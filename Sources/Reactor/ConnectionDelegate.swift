@@ -7,7 +7,7 @@ public protocol ConnectionDelegate: AnyObject {
     /// paused, or over its output high-water mark, in which case the remaining lines wait.
     func connection(_ connection: Connection, didReceiveLine line: UnsafeRawBufferPointer)
 
-    /// A line passed Connection.maxLineBytes (counting its "\n"). Reading has already stopped and the
+    /// A line passed Connection.defaultMaxLineBytes (counting its "\n"). Reading has already stopped and the
     /// line is discarded; the delegate may append an answer to `output`. The connection then closes
     /// once all output is written, which needs a `flush()` (normally the end-of-turn flush).
     func connectionDidReceiveOversizedLine(_ connection: Connection)

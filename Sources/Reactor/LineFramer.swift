@@ -7,8 +7,8 @@ import Glibc
 ///
 /// A line may hold at most `maxLineBytes - 1` bytes before its "\n". A longer one is refused as soon
 /// as it is known to be too long, without waiting for its end and without buffering past the limit.
-final class LineFramer {
-    enum Outcome: Equatable {
+package final class LineFramer {
+    package enum Outcome: Equatable {
         /// Every complete line was delivered; any unfinished tail is kept for the next feed.
         case needMoreBytes
         /// `deliver` returned false; undelivered bytes are stashed (`hasStashedLines`).
@@ -17,7 +17,7 @@ final class LineFramer {
         case oversized
     }
 
-    let maxLineBytes: Int
+    package let maxLineBytes: Int
 
     // carry[carryStart..<carryEnd] is pending input. When hasStashedLines is false it is one
     // unfinished line (no "\n" in it) and carryStart is 0.
@@ -31,7 +31,7 @@ final class LineFramer {
     /// megabyte to an idle connection.
     private static let retainedCarryCapacity = 64 * 1024
 
-    init(maxLineBytes: Int) {
+    package init(maxLineBytes: Int) {
         precondition(maxLineBytes > 0)
         self.maxLineBytes = maxLineBytes
     }
@@ -41,11 +41,11 @@ final class LineFramer {
     }
 
     /// Bytes of an unfinished line (or stashed input) currently held.
-    var bufferedByteCount: Int { carryEnd - carryStart }
+    package var bufferedByteCount: Int { carryEnd - carryStart }
 
     /// Feeds one read. `deliver` gets each complete line without its "\n" (the pointer is valid only
     /// during the call) and returns whether delivery may continue.
-    func feed(_ bytes: UnsafeRawBufferPointer,
+    package func feed(_ bytes: UnsafeRawBufferPointer,
               _ deliver: (UnsafeRawBufferPointer) -> Bool) -> Outcome {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return .needMoreBytes }
         if hasStashedLines {
@@ -90,7 +90,7 @@ final class LineFramer {
     }
 
     /// Delivers stashed complete lines, in order, until `deliver` says stop or none is left.
-    func drain(_ deliver: (UnsafeRawBufferPointer) -> Bool) -> Outcome {
+    package func drain(_ deliver: (UnsafeRawBufferPointer) -> Bool) -> Outcome {
         guard hasStashedLines, let carry else { return .needMoreBytes }
         var cursor = carryStart
         while cursor < carryEnd {
@@ -118,7 +118,7 @@ final class LineFramer {
     }
 
     /// End of input: delivers stashed lines and then the unfinished last line, if any.
-    func finish(_ deliver: (UnsafeRawBufferPointer) -> Bool) -> Outcome {
+    package func finish(_ deliver: (UnsafeRawBufferPointer) -> Bool) -> Outcome {
         if hasStashedLines {
             let outcome = drain(deliver)
             if outcome != .needMoreBytes { return outcome }
@@ -131,7 +131,7 @@ final class LineFramer {
     }
 
     /// Drops everything held and frees the carry buffer.
-    func reset() {
+    package func reset() {
         carryStart = 0
         carryEnd = 0
         hasStashedLines = false

@@ -8,6 +8,8 @@ public final class UnixListener {
     private let loop: EventLoop
     private let pipe: UnsafeMutablePointer<uv_pipe_t>
     private let onAccept: (Connection) -> Void
+    /// The longest line its connections accept (the protocol's limit), counting the "\n".
+    private let maxLineBytes: Int
     /// Identity of the socket file we created, so we only ever remove our own.
     private let socketDevice: UInt
     private let socketInode: UInt
@@ -24,7 +26,9 @@ public final class UnixListener {
     /// The socket is bound here rather than with uv_pipe_bind because libuv unlinks a path it bound
     /// when the handle closes; this listener leaves the file to its owner (see `close`).
     public init(loop: EventLoop, path: String, mode: mode_t = 0o600, backlog: Int32 = 1024,
+                maxLineBytes: Int = Connection.defaultMaxLineBytes,
                 onAccept: @escaping (Connection) -> Void) throws {
+        self.maxLineBytes = maxLineBytes
         precondition(!loop.isClosed, "UnixListener on a closed EventLoop")
         precondition(mode & ~0o777 == 0, "UnixListener mode takes permission bits only")
         let address = try UnixSocketAddress(path: path)
@@ -84,7 +88,7 @@ public final class UnixListener {
             uv_close(asHandle(client), freeHandleOnClose)
             return
         }
-        let connection = Connection(loop: loop, pipe: client)
+        let connection = Connection(loop: loop, pipe: client, maxLineBytes: maxLineBytes)
         onAccept(connection)
         connection.start()
     }

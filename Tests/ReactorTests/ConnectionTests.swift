@@ -55,7 +55,7 @@ final class ConnectionTests: SocketLoopTestCase {
     func testOversizedLineIsRefusedAfterAnExactFit() throws {
         let server = try EchoServer(loop: loop, path: path)
         server.recordsLines = false
-        let limit = Connection.maxLineBytes
+        let limit = Connection.defaultMaxLineBytes
         var payload = [UInt8](repeating: 0x61, count: limit - 1) + [0x0A]
         payload += [UInt8](repeating: 0x62, count: limit) + [0x0A]
         payload += bytes("never read\n")
@@ -82,7 +82,7 @@ final class ConnectionTests: SocketLoopTestCase {
         let server = try EchoServer(loop: loop, path: path)
         let collector = LineCollector()
         connectClient(loop, path, collector) { connection in
-            connection.output = bytes("fine\n") + [UInt8](repeating: 0x62, count: Connection.maxLineBytes)
+            connection.output = bytes("fine\n") + [UInt8](repeating: 0x62, count: Connection.defaultMaxLineBytes)
             connection.flush()
         }
         collector.onClose = { [loop] in loop!.stop() }

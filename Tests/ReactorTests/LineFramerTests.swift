@@ -73,7 +73,7 @@ final class LineFramerTests: XCTestCase {
     }
 
     func testRealLimitAcceptsExactlyMaxMinusOne() {
-        let limit = Connection.maxLineBytes
+        let limit = Connection.defaultMaxLineBytes
         var message = [UInt8](repeating: 0x61, count: limit - 1)
         message.append(0x0A)
         let framer = LineFramer(maxLineBytes: limit)

@@ -1,11 +1,15 @@
 // libFuzzer target: random method sequences against the Coordinator (a ManualClock, no
-// store), with every invariant of fuzz/targets/Invariants.swift checked after each step,
+// store), with every invariant of Sources/CoordinatorInvariants checked after each step,
 // and a few answers checked against what the state said before the call.
 //
 // The input is a program: each step takes an opcode byte and a few argument bytes.
 // Tasks, nodes, leases, lock keys and connections are picked from small pools by number,
 // so that a short input reaches deep states (stale leases, retries, cancelled tasks,
 // waiters timing out, connections dropping what they hold).
+
+import AgentdBase
+import AgentdCore
+import CoordinatorInvariants
 
 /// The input, read a byte at a time; zeros once it runs out.
 struct ProgramReader {
@@ -57,6 +61,7 @@ final class World {
     var leases: [(task: UUID128, node: UUID128, lease: UUID128)] = []
     var locks: [(key: String, lease: UUID128)] = []
     var waiters: [UInt64: Waiter] = [:]
+    var invariants = InvariantChecker()
     static let keys = ["file:a", "file:b", "db", "file:a/b"]
 
     init() {
@@ -249,9 +254,7 @@ final class World {
             case 16:
                 clock.advance(ms: min(r.millis(), 1_000_000_000))
                 c.expireDue()
-                if let earliest = c.nextDeadlineMs, earliest <= clock.wallMs {
-                    invariantFailure("a deadline at \(earliest) is still queued at \(clock.wallMs) after expiry")
-                }
+                invariants.enforce(c, expiry: .nothingDue)
             case 17:
                 let connection = UInt64(1 + r.pick(3))
                 if r.flag() { c.endWaiters(ofConnection: connection) } else { c.connectionClosed(connection) }
@@ -279,7 +282,7 @@ final class World {
         } catch {
             invariantFailure("unexpected error \(error)")
         }
-        Invariants.check(c)
+        invariants.enforce(c)
         // Waiters the Coordinator holds are exactly the ones the program saw park, minus
         // those whose connection closed (they leave without an answer).
         guard Set(c.waiters.keys) == Set(waiters.keys) else {
@@ -300,6 +303,6 @@ public func coordinatorFuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // Shutdown: every parked request is answered, nothing is left waiting.
     world.coordinator.endAllWaiters()
     guard world.coordinator.waiters.isEmpty else { invariantFailure("waiters left after endAllWaiters") }
-    Invariants.check(world.coordinator)
+    world.invariants.enforce(world.coordinator)
     return 0
 }

@@ -18,6 +18,29 @@
 // becomes that task's id and LLLLLLLL-LLLL-4LLL-8LLL-LLLLLLLLLLLL the last lease id answered
 // (same length, after framing): generated requests can then name a real task and lease.
 
+import AgentdBase
+import AgentdCore
+import AgentdProtocol
+import CoordinatorInvariants
+import Reactor
+
+/// A small deterministic generator for the choices a target makes from its input.
+struct SplitMix {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
+}
+
 let knownTaskLine = #"{"id":0,"method":"RegisterTask","params":{"goal":"fuzz","initial_nodes":[{"id":"11111111-1111-4111-8111-111111111111"},{"id":"22222222-2222-4222-8222-222222222222","dependencies":["11111111-1111-4111-8111-111111111111"]}]}}"#
 
 final class DecoderRun {
@@ -29,6 +52,7 @@ final class DecoderRun {
     var checkTape = JSONTape()
     var requestTape = JSONTape()
     var taskId: [UInt8] = []
+    var invariants = InvariantChecker()
     var lastLeaseId: [UInt8] = Array("00000000-0000-4000-8000-000000000000".utf8)
     static let taskPlaceholder = Array("TTTTTTTT-TTTT-4TTT-8TTT-TTTTTTTTTTTT".utf8)
     static let leasePlaceholder = Array("LLLLLLLL-LLLL-4LLL-8LLL-LLLLLLLLLLLL".utf8)
@@ -90,7 +114,7 @@ final class DecoderRun {
         } else {
             checkAnswer(out, request: line)
         }
-        Invariants.check(coordinator)
+        invariants.enforce(coordinator)
     }
 
     func isBlank(_ line: UnsafeRawBufferPointer) -> Bool {
@@ -175,7 +199,7 @@ final class DecoderRun {
                 // Between lines, time passes and the timer fires, as in the loop.
                 self.clock.advance(ms: Int64(rng.below(3)) * 700)
                 self.coordinator.expireDue()
-                Invariants.check(self.coordinator)
+                self.invariants.enforce(self.coordinator, expiry: .nothingDue)
             }
             return rng.below(4) != 0
         }
@@ -193,7 +217,7 @@ final class DecoderRun {
                 coordinator.connectionClosed(connection)
                 // A closed connection's parked requests leave without an answer.
                 for id in parked.keys where coordinator.waiters[id] == nil { parked[id] = nil }
-                Invariants.check(coordinator)
+                invariants.enforce(coordinator)
             }
         }
         while outcome == .stopped { outcome = framer.drain(deliver) }
@@ -203,7 +227,7 @@ final class DecoderRun {
         // Shutdown answers every parked request.
         coordinator.endAllWaiters()
         guard parked.isEmpty else { invariantFailure("\(parked.count) parked requests never answered") }
-        Invariants.check(coordinator)
+        invariants.enforce(coordinator)
     }
 
     func compare(_ delivered: [[UInt8]], stream: UnsafeRawBufferPointer, maxLine: Int, oversized: Bool) {

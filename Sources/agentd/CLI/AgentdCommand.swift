@@ -15,6 +15,7 @@ struct AgentdCommand: ParsableCommand {
         With no command, agentd serves; its flags may come without the word serve:
           agentd [serve] [--socket PATH] [--db PATH] [--node-timeout SECS]
                  [--context-event-limit N] [--sync normal|full] [--socket-mode 0600|0660]
+                 [--listen tls://HOST:PORT --tls-cert PATH --tls-key PATH --tokens PATH]
 
         Every other command talks to the daemon on its socket: --socket PATH, else \
         $AGENTD_SOCKET_PATH, else $AGENTD_HOME/agentd.sock (~/.agentd by default; \
@@ -31,9 +32,10 @@ struct AgentdCommand: ParsableCommand {
             TasksCommand.self, StatusCommand.self, LocksCommand.self, EventsCommand.self, GraphCommand.self,
             // Work: register a DAG, run commands under a lock or as workers.
             SubmitCommand.self, LockCommand.self, WorkCommand.self,
-            // The raw protocol.
-            CallCommand.self,
-            // `agentd mcp` (the AgentdMCP target, stdio MCP server for coding agents) goes here.
+            // Coding agents: an MCP server on stdio (the AgentdMCP target).
+            MCPSubcommand.self,
+            // The raw protocol, and a copy of the database.
+            CallCommand.self, BackupCommand.self,
         ],
         defaultSubcommand: ServeCommand.self
     )

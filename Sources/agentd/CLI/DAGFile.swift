@@ -149,10 +149,10 @@ struct DAGFile {
     func registerParams(ids: [String]) -> JSONValue {
         var index: [String: String] = [:]
         for (i, node) in nodes.enumerated() { if let name = node.name { index[name] = ids[i] } }
-        var params: JSONObject = ["goal": .string(goal)]
+        var params: JSONObject = members(["goal": .string(goal)])
         if let context { params["context"] = context }
         params["initial_nodes"] = .array(nodes.enumerated().map { i, node in
-            var definition: JSONObject = ["id": .string(ids[i])]
+            var definition: JSONObject = members(["id": .string(ids[i])])
             if let name = node.name { definition["name"] = .string(name) }
             definition["dependencies"] = .array(node.after.compactMap { index[$0].map(JSONValue.string) })
             if let payload = node.payload { definition["payload_schema"] = payload }

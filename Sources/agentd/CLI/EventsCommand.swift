@@ -49,7 +49,7 @@ struct EventsCommand: ParsableCommand {
         let style = Style.stdout
         var cursor = after
         while true {
-            var params: JSONObject = ["task_id": .string(taskId), "after_seq": .int(cursor), "limit": 1000]
+            var params: JSONObject = members(["task_id": .string(taskId), "after_seq": .int(cursor), "limit": 1000])
             if let nodeId { params["node_id"] = .string(nodeId) }
             let waiting = follow && isActive(status)
             if waiting { params["wait_ms"] = .int(EventsCommand.pollMs) }

@@ -60,12 +60,12 @@ struct LockCommand: ParsableCommand {
             if sentByAProcess { child.signal(signal) }
         }
         let daemon = try connection.connect()
-        var params: JSONObject = [
+        var params: JSONObject = members([
             "resource_key": .string(key),
             "owner": .string(owner ?? "\(basename(command[0]))[\(getpid())]"),
             "ttl_secs": .int(ttl),
             "release_on_disconnect": true,
-        ]
+        ])
         if let provider { params["provider"] = .string(provider) }
         if wait > 0 { params["wait_ms"] = .int(Int64((wait * 1000).rounded())) }
         let lock = try daemon.call("AcquireResourceLock", .object(params))

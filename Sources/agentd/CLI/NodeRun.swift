@@ -21,7 +21,7 @@ struct NodeRun {
         let leaseId = lease["lease_id"]?.stringValue ?? ""
         let name = lease["context"]?["node"]?["name"]?.stringValue
         let label = name ?? TaskRef.short(nodeId)
-        let ids: JSONObject = ["task_id": .string(plan.taskId), "node_id": .string(nodeId), "lease_id": .string(leaseId)]
+        let ids: JSONObject = members(["task_id": .string(plan.taskId), "node_id": .string(nodeId), "lease_id": .string(leaseId)])
 
         var environment = ["AGENTD_TASK_ID": plan.taskId, "AGENTD_NODE_ID": nodeId, "AGENTD_LEASE_ID": leaseId,
                            "AGENTD_SOCKET_PATH": plan.socketPath]
@@ -83,7 +83,7 @@ struct NodeRun {
             }
             return
         }
-        var payload: JSONObject = ["exit_code": .int(Int64(status.exitStatus)), "stderr": .string(output.stderrText)]
+        var payload: JSONObject = members(["exit_code": .int(Int64(status.exitStatus)), "stderr": .string(output.stderrText)])
         if case .signaled(let signal) = status { payload["signal"] = .int(Int64(signal)) }
         params["error_payload"] = .object(payload)
         let lastLine = output.stderrText.split(separator: "\n").last.map { ": " + shortened(String($0), to: 200) } ?? ""
@@ -164,7 +164,7 @@ struct Capture {
     var result: JSONValue {
         if !stdoutCut, let value = try? JSONValue.parse(stdout) { return value }
         let (text, cut) = Capture.bounded(String(decoding: stdout, as: UTF8.self), escapedBytes: NodeRun.outputLimit)
-        var object: JSONObject = ["output": .string(text)]
+        var object: JSONObject = members(["output": .string(text)])
         if cut || stdoutCut { object["truncated"] = true }
         return .object(object)
     }

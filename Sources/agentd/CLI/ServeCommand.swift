@@ -4,7 +4,7 @@ import Glibc
 
 /// `agentd serve`: the daemon. The flags are declared here for help and completions; their
 /// values are read by the daemon's own Configuration, as they always were (same defaults,
-/// same environment, same messages).
+/// same environment, same messages). A flag Configuration learns must be declared here too.
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -18,7 +18,10 @@ struct ServeCommand: ParsableCommand {
           AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
           AGENTD_CONTEXT_EVENT_LIMIT  journal events in a node's context, default 50
           AGENTD_ENV_FILE             default $AGENTD_HOME/.env
-        SIGINT and SIGTERM stop the daemon cleanly.
+          AGENTD_LISTEN               tls://HOST:PORT[,...] (with the three below)
+          AGENTD_TLS_CERT, AGENTD_TLS_KEY, AGENTD_TOKENS_FILE, AGENTD_MAX_CONNECTIONS
+        SIGINT and SIGTERM stop the daemon cleanly. TCP is served only over TLS, each agent \
+        with its token (docs/SCALING.md).
         """
     )
 
@@ -52,6 +55,28 @@ struct ServeCommand: ParsableCommand {
             completion: .list(["0600", "0660"]))
     var socketMode: String?
 
+    @Option(name: .long, parsing: .unconditionalSingleValue,
+            help: ArgumentHelp("Also serve TLS over TCP here (repeatable; needs --tls-cert, --tls-key and --tokens).",
+                               valueName: "tls://host:port"))
+    var listen: [String] = []
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The TLS certificate (PEM).", valueName: "path"),
+            completion: .file())
+    var tlsCert: String?
+
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("The TLS private key (PEM).", valueName: "path"),
+            completion: .file())
+    var tlsKey: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("The agents' tokens, one \"NAME TOKEN\" a line (mode 0600).", valueName: "path"),
+            completion: .file())
+    var tokens: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("At most this many TLS connections (default 10000).", valueName: "n"))
+    var maxConnections: String?
+
     /// The flags as Configuration reads them (values untouched: it checks them itself).
     var configurationArguments: [String] {
         var flags: [String] = []
@@ -62,6 +87,11 @@ struct ServeCommand: ParsableCommand {
         add("--context-event-limit", contextEventLimit)
         add("--sync", sync)
         add("--socket-mode", socketMode)
+        for address in listen { add("--listen", address) }
+        add("--tls-cert", tlsCert)
+        add("--tls-key", tlsKey)
+        add("--tokens", tokens)
+        add("--max-connections", maxConnections)
         return flags
     }
 

@@ -47,7 +47,7 @@ struct SubmitCommand: ParsableCommand {
         guard json else { return print(taskId) }
         var named = JSONObject()
         for (i, node) in dag.nodes.enumerated() { if let name = node.name { named[name] = .string(ids[i]) } }
-        print(JSONValue.object(["task_id": .string(taskId), "nodes": .object(named)]).compactText)
+        print(JSONValue.object(members(["task_id": .string(taskId), "nodes": .object(named)])).compactText)
     }
 
     private func readInput(_ path: String) throws -> String {

@@ -22,7 +22,7 @@ enum TaskRef {
         var matches: [String] = []
         var after: JSONValue? = nil
         repeat {
-            var params: JSONObject = ["limit": 1000]
+            var params: JSONObject = members(["limit": 1000])
             if let after { params["after"] = after }
             let page = try daemon.call("ListTasks", .object(params))
             for task in page["tasks"]?.arrayValue ?? [] {

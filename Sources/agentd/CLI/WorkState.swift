@@ -6,7 +6,10 @@ struct WorkPlan {
     var taskId: String
     var owner: String
     var command: [String]
+    /// For the commands' AGENTD_SOCKET_PATH.
     var socketPath: String
+    /// A new connection for each worker.
+    var connect: () throws -> AgentdConnection
     /// --wait in ms; nil: wait while the task is ACTIVE.
     var waitMs: Int64?
     var once: Bool

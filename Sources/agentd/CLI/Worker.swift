@@ -19,7 +19,7 @@ struct Worker {
         defer { state.slotDone(slot) }
         let daemon: AgentdConnection
         do {
-            daemon = try AgentdConnection(socketPath: plan.socketPath)
+            daemon = try plan.connect()
         } catch {
             return state.fail(CLIFailure(error))
         }
@@ -54,9 +54,9 @@ struct Worker {
     /// AcquireNextNode; nil when this worker should end (the task closed or gone, the run
     /// ending, or an error that ends it).
     private func acquire(_ daemon: AgentdConnection, waitMs: Int64) -> AgentdReply? {
-        var params: JSONObject = [
+        var params: JSONObject = members([
             "task_id": .string(plan.taskId), "lease_owner": .string(plan.owner), "release_on_disconnect": true,
-        ]
+        ])
         if waitMs > 0 { params["wait_ms"] = .int(waitMs) }
         if plan.explicitLeaseTtl { params["lease_ttl_secs"] = .int(plan.leaseTtl) }
         do {

@@ -21,6 +21,8 @@ struct Configuration {
     var isInMemory: Bool { databasePath == ":memory:" }
     /// AGENTD_TEST_MAX_PAGE_COUNT: caps the database so writes fail (fault tests only).
     var testMaxPageCount: Int64?
+    /// The network listener (`--listen tls://...`); see Configuration+Network.swift.
+    var network = NetworkSettings()
 
     struct Problem: Error, CustomStringConvertible {
         var description: String
@@ -53,6 +55,7 @@ struct Configuration {
         if let limit = env["AGENTD_CONTEXT_EVENT_LIMIT"] {
             config.contextEventLimit = Int(try nonNegative(limit, setting: "AGENTD_CONTEXT_EVENT_LIMIT"))
         }
+        if allowServeFlags { try config.network.read(environment: env, userHome: userHome) }
 
         var rest = arguments[...]
         while let flag = rest.popFirst() {
@@ -77,14 +80,17 @@ struct Configuration {
                     throw Problem(description: "--sync must be normal or full, not \(text)")
                 }
                 config.sync = mode
+            case _ where allowServeFlags && NetworkSettings.flags.contains(flag):
+                try config.network.read(flag: flag, value: try value(), userHome: userHome)
             default:
                 throw Problem(description: "unknown option: \(flag)")
             }
         }
+        if allowServeFlags { try config.network.validate() }
         return config
     }
 
-    private static func nonNegative(_ text: String, setting: String) throws -> Int64 {
+    static func nonNegative(_ text: String, setting: String) throws -> Int64 {
         guard let value = Int64(AgentdEnvironment.trimmed(text)), value >= 0, value <= 100 * 365 * 86_400 else {
             throw Problem(description: "\(setting) must be a whole number of at least 0, not \"\(text)\"")
         }

@@ -17,17 +17,20 @@ enum Daemon {
         }
         do {
             let loop = try EventLoop()
+            // Certificate, key and tokens are checked before anything is claimed.
+            let network = config.network.isEnabled ? try NetworkAccess(loop: loop, settings: config.network) : nil
             // The socket first: a daemon already serving it must be found before we touch
             // the database it owns.
             // Connections wait in the backlog until the loop runs, by then the server exists.
             var server: Server?
-            let listener = try UnixListener(loop: loop, path: config.socketPath, mode: config.socketMode) {
+            let listener = try UnixListener(loop: loop, path: config.socketPath, mode: config.socketMode,
+                                            maxLineBytes: maxRequestBytes) {
                 server?.accept($0)
             }
             // From here on the socket is ours: whatever stops the start removes it, so that a
             // client finds no socket rather than one nobody answers on.
             do {
-                return try serve(config, loop: loop, listener: listener) { server = $0 }
+                return try serve(config, loop: loop, listener: listener, network: network) { server = $0 }
             } catch {
                 listener.close(removingSocketFile: true)
                 throw error
@@ -46,7 +49,7 @@ enum Daemon {
 
     /// Opens and loads the database, then serves on the claimed socket until a signal.
     private static func serve(_ config: Configuration, loop: EventLoop, listener: UnixListener,
-                              publish: (Server) -> Void) throws -> Int32 {
+                              network: NetworkAccess?, publish: (Server) -> Void) throws -> Int32 {
         // An in-memory database is this process's alone: there is nothing to claim, and a lock
         // file would be the one thing it leaves behind.
         let databaseLock = config.isInMemory ? -1 : try claimDatabase(config.databasePath)
@@ -68,6 +71,10 @@ enum Daemon {
         let server = Server(loop: loop, clock: clock, coordinator: coordinator, store: store,
                             handler: handler, listener: listener)
         publish(server)
+        if let network {
+            server.network = network
+            try network.listen { [unowned server] in server.acceptNetwork($0) }
+        }
         server.start()
         Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(config.sync.rawValue))")
         loop.run()

@@ -26,6 +26,8 @@ final class Server: ConnectionDelegate {
     /// Parked requests by waiter id: where and how to answer them.
     private var parked: [UInt64: (connection: Connection, request: RequestHandler.ParkedRequest)] = [:]
     private var scratch: [UInt8] = []
+    /// The TLS listeners and their agents' tokens, when `--listen` is given.
+    var network: NetworkAccess?
 
     init(loop: EventLoop, clock: SystemClock, coordinator: Coordinator, store: Store,
          handler: RequestHandler, listener: UnixListener) {
@@ -44,6 +46,7 @@ final class Server: ConnectionDelegate {
         loop.onEndOfTurn { [unowned self] in self.endOfTurn() }
         loop.onSignal(SIGINT) { [unowned self] in self.shutDown() }
         loop.onSignal(SIGTERM) { [unowned self] in self.shutDown() }
+        if let network { loop.onSignal(SIGHUP) { network.reloadTokens() } }
         // What expired while the daemon was down is already changed in memory: write it now.
         commitOrDie()
         armExpiryTimer()
@@ -57,7 +60,29 @@ final class Server: ConnectionDelegate {
         connections[connection.id] = connection
     }
 
+    /// A TLS listener's accept callback: the connection must authenticate before anything else.
+    func acceptNetwork(_ connection: Connection) {
+        accept(connection)
+        network?.admit(connection)
+    }
+
     func connection(_ connection: Connection, didReceiveLine line: UnsafeRawBufferPointer) {
+        guard let session = connection.userData else { return handle(line, on: connection) }
+        // Only network connections carry a session.
+        let agent = unsafeDowncast(session, to: AgentSession.self)
+        guard let name = agent.agent else {
+            let refused = network?.authenticate(agent, line: line, into: &connection.output) ?? true
+            if !connection.output.isEmpty { awaitingFlush[connection.id] = connection }
+            if refused { connection.closeAfterFlush() }
+            return
+        }
+        handler.defaultOwner = name
+        handle(line, on: connection)
+        handler.defaultOwner = nil
+    }
+
+    @inline(__always)
+    private func handle(_ line: UnsafeRawBufferPointer, on connection: Connection) {
         let id = connection.id
         if heldAnswers[id] == nil {
             // The common case: nothing parked here, the answer goes straight to the output.
@@ -132,6 +157,7 @@ final class Server: ConnectionDelegate {
     }
 
     func connectionDidClose(_ connection: Connection) {
+        if connection.userData != nil { network?.connectionClosed(connection) }
         connections[connection.id] = nil
         awaitingFlush[connection.id] = nil
         if let held = heldAnswers.removeValue(forKey: connection.id) {
@@ -196,6 +222,7 @@ final class Server: ConnectionDelegate {
         shuttingDown = true
         Log.info("shutting down")
         listener.close(removingSocketFile: true)
+        network?.stopListening()
         coordinator.endAllWaiters()
         commitOrDie()
         for connection in connections.values {

@@ -62,7 +62,7 @@ final class CoordinatorWireTests: XCTestCase {
         let task = restored.restoreTask(id: uuid(9), goal: "g", context: bytes("{}"), createdAtMs: base, cancelled: false)
         let old = Lease(id: uuid(10), owner: "o", acquiredAtSecs: base / 1000, expiresAtMs: base + 60_123, deadline: .none)
         var dependencies: [[UUID128]] = []
-        restored.restoreNode(StoredNode(id: uuid(11), status: .running, dependencies: [], payloadSchema: bytes("{}"),
+        restored.restoreNode(RestoredNode(id: uuid(11), status: .running, dependencies: [], payloadSchema: bytes("{}"),
                                         result: nil, lease: old, updatedAtSecs: base / 1000, attempts: 1, maxAttempts: 0),
                              in: task, pendingDependencies: &dependencies)
         restored.resolveRestoredDependencies(of: task, dependencies)

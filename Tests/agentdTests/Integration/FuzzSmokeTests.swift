@@ -1,7 +1,7 @@
 // A few seconds of each libFuzzer target (fuzz/run TARGET smoke 3): from the seed corpus,
 // with a fixed seed. The long runs are `fuzz/run TARGET SECONDS` (docs/RELIABILITY.md).
-// The first run builds the targets with swiftc -sanitize=fuzzer,address (about half a
-// minute each); later runs reuse them until a source changes. AGENTD_SKIP_FUZZ=1 skips.
+// The first run builds the library modules and the targets with swiftc -sanitize=fuzzer,address;
+// later runs reuse them until a source changes. AGENTD_SKIP_FUZZ=1 skips.
 
 import XCTest
 import Foundation

@@ -22,7 +22,7 @@ final class InterfaceDescriptionTests: XCTestCase {
                 XCTAssertNotNil(document.member(entry, "params"))
                 XCTAssertNotNil(document.member(entry, "result"))
             }
-            XCTAssertEqual(names, Method.allCases.map(\.name))
+            XCTAssertEqual(names, Method.allCases.map(\.name) + ["Authenticate"])
         }
     }
 
@@ -41,7 +41,7 @@ final class InterfaceDescriptionTests: XCTestCase {
     /// DescribeInterface lists each method's params exactly as the method table declares them.
     func testParamsComeFromTheMethodTable() throws {
         let description = try JSONValue.parse(InterfaceDescription.json())
-        for entry in try XCTUnwrap(description["methods"]?.arrayValue) {
+        for entry in try XCTUnwrap(description["methods"]?.arrayValue) where entry["method"] != "Authenticate" {
             let method = try XCTUnwrap(MethodTable().lookup(try XCTUnwrap(entry["method"]?.stringValue)))
             let listed = try XCTUnwrap(entry["params"]?.objectValue)
             XCTAssertEqual(listed.keys, method.params.map(\.nameText), method.name)

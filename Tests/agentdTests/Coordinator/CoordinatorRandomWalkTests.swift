@@ -4,10 +4,11 @@ import XCTest
 @testable import AgentdStore
 @testable import AgentdProtocol
 @testable import agentd
+import CoordinatorInvariants
 
-/// A seeded random walk over every operation, checking after each step that the
-/// incrementally kept state agrees with a recount from scratch.
-final class CoordinatorInvariantTests: XCTestCase {
+/// A seeded random walk over every operation, checking after each step that the incrementally
+/// kept state agrees with a recount from scratch, and that the checker itself catches broken books.
+final class CoordinatorRandomWalkTests: XCTestCase {
     /// SplitMix64: deterministic, so a failure names its seed and step.
     private struct Generator {
         var state: UInt64
@@ -33,7 +34,7 @@ final class CoordinatorInvariantTests: XCTestCase {
         var closedWaiters: Set<UInt64> = []
         var resolved: [UInt64: Int] = [:]
         var step = 0
-        var lastFencingCounter: Int64 = 0
+        var invariants = InvariantChecker()
         let seed: UInt64
         var label: String { "seed \(seed) step \(step)" }
 
@@ -206,109 +207,17 @@ final class CoordinatorInvariantTests: XCTestCase {
             }
         }
 
+        /// The shared invariants (CoordinatorInvariants), plus what only the walk knows: which tasks
+        /// it registered and has not deleted. Every operation expires what is due first, the walk
+        /// runs expireDue right after moving the clock, and it makes nothing that ends at once
+        /// (TTLs of a second or more, waits of 500 ms or more): nothing may be due here.
         func check() {
-            var totalCounts = [0, 0, 0, 0], totalNodes = 0, totalEvents = 0, running = 0
-            for task in liveTasks {
-                XCTAssertTrue(c.tasksById[task.id] === task, label)
-                var counts = [0, 0, 0, 0], blocked = 0
-                for (index, node) in task.nodes.enumerated() {
-                    counts[Int(node.status.rawValue)] += 1
-                    if node.isBlocked { blocked += 1 }
-                    XCTAssertEqual(c.nodeRefs[node.id], NodeRef(task: task.slot, index: Int32(index)), label)
-                    let unfinished = node.dependencies.filter { task.nodes[Int($0)].status != .completed }.count
-                    XCTAssertEqual(Int(node.unfinishedDependencies), unfinished, "unfinished of \(index) \(label)")
-                    let blocking = node.dependencies.filter { c.contributesBlock(task.nodes[Int($0)]) }.count
-                    if node.status == .pending {
-                        XCTAssertEqual(Int(node.blockedDependencies), blocking, "blocked deps of \(index) \(label)")
-                    }
-                    for dependency in node.dependencies {
-                        XCTAssertTrue(task.nodes[Int(dependency)].dependents.contains(Int32(index)), label)
-                    }
-                    if node.status == .running {
-                        running += 1
-                        guard let lease = node.lease else { XCTFail("RUNNING without lease \(label)"); continue }
-                        XCTAssertFalse(lease.deadline.isNone, label)
-                        XCTAssertEqual(c.deadlines.deadline(of: lease.deadline), lease.expiresAtMs, label)
-                        XCTAssertGreaterThan(lease.expiresAtMs, clock.wallMs, "a due lease outlived expireDue \(label)")
-                        XCTAssertEqual(node.unfinishedDependencies, 0, label)
-                        if lease.boundConnection != 0 {
-                            XCTAssertEqual(c.bindingsByConnection[lease.boundConnection]?[
-                                .lease(NodeRef(task: task.slot, index: Int32(index)))], lease.id, label)
-                        }
-                    } else {
-                        XCTAssertNil(node.lease, "lease on a \(node.status.name) node \(label)")
-                    }
-                    if task.cancelled { XCTAssertNotEqual(node.status, .pending, label) }
-                    for position in node.events { XCTAssertEqual(task.events[Int(position)].node, Int32(index), label) }
-                }
-                XCTAssertEqual(task.counts, counts, "counts \(label)")
-                XCTAssertEqual(task.blockedCount, blocked, "blockedCount \(label)")
-                XCTAssertEqual(task.indexedStatus, task.status, label)
-                XCTAssertEqual(task.events.map(\.seq), (0..<task.events.count).map { Int64($0) + 1 }, label)
-                XCTAssertEqual(task.nodes.map(\.events.count).reduce(0, +), task.events.count, label)
-
-                // Ready queue: exactly the PENDING nodes whose dependencies are all COMPLETED.
-                var ready = task.ready
-                var inQueue: [Int32] = []
-                while let index = ready.popFirst() { inQueue.append(index) }
-                XCTAssertEqual(inQueue, inQueue.sorted(), label)
-                XCTAssertEqual(Set(inQueue).count, inQueue.count, "duplicate in ready queue \(label)")
-                for index in inQueue {
-                    let node = task.nodes[Int(index)]
-                    XCTAssertEqual(node.status, .pending, "ready node \(index) is \(node.status.name) \(label)")
-                    XCTAssertEqual(node.unfinishedDependencies, 0, label)
-                    XCTAssertFalse(node.isBlocked, label)
-                }
-                let runnable = task.nodes.indices.filter {
-                    task.nodes[$0].status == .pending && task.nodes[$0].unfinishedDependencies == 0
-                }.map { Int32($0) }
-                XCTAssertEqual(inQueue, runnable, "ready queue \(label)")
-                // Nobody waits on a task that has runnable nodes.
-                if !inQueue.isEmpty {
-                    let live = task.acquireWaiters.all.filter { c.waiters[$0] != nil }
-                    XCTAssertTrue(live.isEmpty, "acquirers parked beside runnable nodes \(label)")
-                }
-
-                totalCounts = zip(totalCounts, counts).map(+)
-                totalNodes += task.nodes.count
-                totalEvents += task.events.count
+            XCTAssertEqual(Set(c.tasksById.keys), Set(liveTasks.map(\.id)), "tasks \(label)")
+            do {
+                try invariants.check(c, expiry: .nothingDue)
+            } catch {
+                XCTFail("\(error), \(label)")
             }
-            XCTAssertEqual(c.totals.tasks, liveTasks.count, label)
-            XCTAssertEqual(c.totals.nodes, totalNodes, label)
-            XCTAssertEqual(c.totals.events, totalEvents, label)
-            XCTAssertEqual(c.totals.nodeCounts, totalCounts, label)
-            XCTAssertEqual(c.nodeRefs.count, totalNodes, label)
-            for status in TaskStatus.allCases {
-                let listed = (try? c.listTasks(status: status, limit: 10_000, after: nil).map(\.id)) ?? []
-                let expected = liveTasks.filter { $0.status == status }.sorted { $0.slot > $1.slot }.map(\.id)
-                XCTAssertEqual(listed, expected, "ListTasks \(status.name) \(label)")
-            }
-
-            // Locks: each has its deadline; waiter counts match the live waiters.
-            for lock in c.locksSortedByKey() {
-                XCTAssertEqual(c.deadlines.deadline(of: lock.deadline), lock.expiresAtMs, label)
-                XCTAssertGreaterThan(lock.expiresAtMs, clock.wallMs, label)
-                if lock.boundConnection != 0 {
-                    XCTAssertEqual(c.bindingsByConnection[lock.boundConnection]?[.lock(lock.key)], lock.leaseId, label)
-                }
-            }
-            let tokens = c.locksSortedByKey().map(\.fencingToken)
-            XCTAssertEqual(Set(tokens).count, tokens.count, "fencing tokens are unique \(label)")
-            XCTAssertTrue(tokens.allSatisfy { $0 >= 1 && $0 <= c.fencingCounter }, label)
-            XCTAssertGreaterThanOrEqual(c.fencingCounter, lastFencingCounter, label)
-            lastFencingCounter = c.fencingCounter
-            var lockWaiters: [String: Int] = [:]
-            for waiter in c.waiters.values {
-                XCTAssertFalse(waiter.deadline.isNone, label)
-                if case let .lock(request) = waiter.kind {
-                    lockWaiters[request.key, default: 0] += 1
-                    XCTAssertNotNil(c.lock(key: request.key), "a waiter on a free key \(label)")
-                }
-            }
-            XCTAssertEqual(c.lockWaiterCounts, lockWaiters, label)
-            XCTAssertEqual(c.deadlines.count, running + c.lockCount + c.waiters.count, "deadlines \(label)")
-            // Nothing due is left once expireDue ran (every operation runs it first).
-            if let earliest = c.nextDeadlineMs { XCTAssertGreaterThan(earliest, clock.wallMs, label) }
         }
     }
 
@@ -318,5 +227,55 @@ final class CoordinatorInvariantTests: XCTestCase {
             try walk.run(steps: 300) { self.testRun?.totalFailureCount ?? 0 }
             XCTAssertFalse(walk.taskIds.isEmpty)
         }
+    }
+
+    /// A small state with a bit of everything: a running node and two that wait on it, a bound
+    /// lock and a request parked on it. Each case breaks one piece of bookkeeping by hand.
+    func testTheCheckerCatchesBrokenBooks() throws {
+        let cases: [(expected: String, corrupt: (Coordinator, ManualClock, TaskRecord) -> Void)] = [
+            ("totals", { c, _, _ in c.totals.nodes += 1 }),
+            ("nodes say", { _, _, task in task.counts[Int(NodeStatus.pending.rawValue)] += 1 }),
+            ("unfinished dependencies", { _, _, task in task.nodes[1].unfinishedDependencies = 0 }),
+            ("blocked mark", { _, _, task in task.nodes[2].blockedDependencies = 1 }),
+            ("ready queue", { _, _, task in task.ready.insert(2) }),
+            ("filed as", { _, _, task in task.indexedStatus = .failed }),
+            ("ListTasks", { c, _, task in c.taskIndex.move(task.slot, from: .active, to: .failed) }),
+            ("expired at", { _, clock, _ in clock.advance(ms: 400_000) }),
+            ("went back", { c, _, _ in c.fencingCounter -= 1 }),
+            ("lock waiter counts", { c, _, _ in c.lockWaiterCounts["k"] = 2 }),
+            ("bound to lock", { c, _, _ in c.bindingsByConnection[9] = [.lock("k"): uuid(5)] }),
+            ("deadlines queued", { c, _, _ in _ = c.deadlines.schedule(1, for: .lock(slot: 0)) }),
+        ]
+        for (expected, corrupt) in cases {
+            let (c, clock) = makeCoordinator()
+            let task = try c.task(c.registerTask(goal: "t", context: bytes("{}"),
+                                                 nodes: [node(uuid(1)), node(uuid(2), [uuid(1)]), node(uuid(3), [uuid(1)])]))
+            _ = try c.mustAcquire(task.id)
+            XCTAssertNotNil(try c.acquireLock(LockRequest(key: "k", owner: "o", ttlSecs: 5, boundConnection: 1)))
+            _ = try c.acquireLock(LockRequest(key: "k", owner: "p"), connection: 2, waitMs: 1_000)
+            var checker = InvariantChecker()
+            XCTAssertNoThrow(try checker.check(c), "before breaking \(expected)")
+            corrupt(c, clock, task)
+            XCTAssertThrowsError(try checker.check(c)) { error in
+                XCTAssertTrue("\(error)".contains(expected), "expected a violation about \(expected), got: \(error)")
+            }
+        }
+    }
+
+    /// Before expireDue runs, what is due is allowed to be there; after it, nothing overdue is,
+    /// and only a lease made since with a zero TTL may end at this very instant.
+    func testDueThingsAreOnlyABreachAfterExpiry() throws {
+        let (c, clock) = makeCoordinator(timeoutSecs: 3)
+        let task = try c.registerTask(goal: "t", context: bytes("{}"), nodes: [node(uuid(1)), node(uuid(2))])
+        _ = try c.mustAcquire(task)
+        clock.advance(ms: 5_000)
+        var checker = InvariantChecker()
+        XCTAssertNoThrow(try checker.check(c, expiry: .notRun))
+        XCTAssertThrowsError(try checker.check(c, expiry: .ranNow))
+        c.expireDue()
+        XCTAssertNoThrow(try checker.check(c, expiry: .nothingDue))
+        _ = try c.acquireNextNode(task: task, owner: "w", leaseTTLSecs: 0)
+        XCTAssertNoThrow(try checker.check(c, expiry: .ranNow))
+        XCTAssertThrowsError(try checker.check(c, expiry: .nothingDue))
     }
 }
