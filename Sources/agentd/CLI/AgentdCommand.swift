@@ -14,8 +14,9 @@ struct AgentdCommand: ParsableCommand {
         discussion: """
         With no command, agentd serves; its flags may come without the word serve:
           agentd [serve] [--socket PATH] [--db PATH] [--node-timeout SECS]
-                 [--context-event-limit N] [--sync normal|full] [--socket-mode 0600|0660]
-                 [--listen tls://HOST:PORT --tls-cert PATH --tls-key PATH --tokens PATH]
+            [--context-event-limit N] [--sync normal|full]
+            [--socket-mode 0600|0660] [--listen tls://HOST:PORT
+            --tls-cert PATH --tls-key PATH --tokens PATH]
 
         Every other command talks to the daemon on its socket: --socket PATH, else \
         $AGENTD_SOCKET_PATH, else $AGENTD_HOME/agentd.sock (~/.agentd by default; \
