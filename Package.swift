@@ -21,6 +21,9 @@ let package = Package(
     dependencies: [
         // Latency percentiles in the bench only; the daemon depends on nothing but libuv and SQLite.
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The command line's parsing, help and completions (the CLI only; the daemon's flags
+        // are still read by its own Configuration).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // The MCP server (`agentd mcp`) only: the official Swift SDK of the Model Context Protocol.
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
     ],
@@ -42,16 +45,19 @@ let package = Package(
         // The protocol: request decoding, the method table, result encoding, DescribeInterface.
         .target(name: "AgentdProtocol", dependencies: ["AgentdCore", "AgentdBase"],
                 swiftSettings: daemonSettings),
+        // The Linux calls Swift's Glibc module lacks (prctl is variadic; memfd_create and pipe2
+        // sit behind _GNU_SOURCE), for the commands `agentd lock` and `agentd work` run.
+        .target(name: "CProcess"),
         // The one client of the socket: the CLI, the tests and the bench share it.
         .target(name: "AgentdClient", dependencies: ["AgentdBase", "COpenSSL"]),
         // `agentd mcp`: a stdio MCP server that is a client of the socket (a process of its own,
         // never inside the daemon's loop).
         .target(name: "AgentdMCP", dependencies: ["AgentdClient", "AgentdBase", .product(name: "MCP", package: "swift-sdk")]),
-        // Start-up, the Server glue and the command line.
+        // Start-up, the Server glue and the command line (Sources/agentd/CLI, one file a command).
         .executableTarget(
             name: "agentd",
             dependencies: ["Reactor", "AgentdBase", "AgentdCore", "AgentdStore", "AgentdProtocol", "AgentdClient",
-                           "AgentdMCP"],
+                           "AgentdMCP", "CProcess", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: daemonSettings
         ),
         .executableTarget(

@@ -190,11 +190,11 @@ class StartTests(TLSTestCase):
                                (["--listen", "127.0.0.1:7000"], "only tls://HOST:PORT"),
                                (["--listen", "tls://127.0.0.1:0", "--tokens", "t"], "needs --tls-cert, --tls-key")]:
             run = subprocess.run([binary, "serve"] + args, env=env, capture_output=True, timeout=20)
-            self.assertEqual(run.returncode, 2, run)
+            self.assertEqual(run.returncode, 64, run)  # EX_USAGE, as every agentd command
             self.assertIn(expected, run.stderr.decode())
         env["AGENTD_LISTEN"] = "tls://127.0.0.1:0"
         run = subprocess.run([binary, "serve"], env=env, capture_output=True, timeout=20)
-        self.assertEqual(run.returncode, 2)
+        self.assertEqual(run.returncode, 64)
         self.assertIn("needs --tls-cert", run.stderr.decode())
 
 

@@ -1,11 +1,39 @@
 import AgentdClient
 import AgentdStore
+import ArgumentParser
 import Glibc
 
 /// `agentd backup PATH [--force] [--db PATH]`: a consistent copy of the database while the
 /// daemon serves it, found as the daemon finds it (`--db`, `AGENTD_DATABASE_URL`, `AGENTD_HOME`).
 /// Restore by starting a daemon on the copy (`agentd serve --db PATH`).
-enum BackupCommand {
+struct BackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Copy the database, consistently, while the daemon serves it.",
+        discussion: """
+        The database is found as the daemon finds it (--db, else AGENTD_DATABASE_URL, else \
+        $AGENTD_HOME/agent_state.db). The copy is written beside PATH and renamed over it once \
+        complete. Restore by starting a daemon on the copy: agentd serve --db PATH.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("Where to write the copy.", valueName: "path"), completion: .file())
+    var path: String
+
+    @Flag(name: [.short, .long], help: "Replace PATH if it exists.")
+    var force = false
+
+    @Option(help: ArgumentHelp("The database to copy.", valueName: "path"), completion: .file())
+    var db: String?
+
+    func run() throws {
+        var arguments = [path]
+        if force { arguments.append("--force") }
+        if let db { arguments += ["--db", db] }
+        let status = BackupCommand.run(arguments, environment: AgentdEnvironment.processEnvironment())
+        if status != 0 { throw ExitCode(status) }
+    }
+
     static func run(_ arguments: [String], environment: [String: String]) -> Int32 {
         var destination: String?
         var force = false
@@ -33,7 +61,7 @@ enum BackupCommand {
             config = try Configuration.load(arguments: flags, environment: environment, allowServeFlags: false)
         } catch {
             fputs("agentd: \(error)\n", stderr)
-            return 2
+            return ExitStatus.usage
         }
         let userHome = environment["HOME"] ?? "/tmp"
         let source = databaseFlag.map { Configuration.expandTilde($0, userHome: userHome) } ?? config.databasePath
@@ -83,7 +111,7 @@ enum BackupCommand {
 
     private static func usageError(_ message: String) -> Int32 {
         fputs("agentd: \(message)\nusage: agentd backup PATH [--force] [--db PATH]\n", stderr)
-        return 2
+        return ExitStatus.usage
     }
 }
 

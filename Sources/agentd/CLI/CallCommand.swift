@@ -1,59 +1,46 @@
 import AgentdClient
+import ArgumentParser
 import Glibc
 
-/// `agentd call METHOD [PARAMS_JSON] [--socket PATH]`: one request, the result printed as
-/// indented JSON; an error answer prints its message and exits 1.
-enum CallCommand {
-    static func run(_ arguments: [String], environment: [String: String]) -> Int32 {
-        var positional: [String] = []
-        var flags: [String] = []
-        var rest = arguments[...]
-        while let argument = rest.popFirst() {
-            if argument == "--socket" {
-                flags.append(argument)
-                if let value = rest.popFirst() { flags.append(value) }
-            } else {
-                positional.append(argument)
-            }
-        }
-        guard (1...2).contains(positional.count) else {
-            fputs("usage: agentd call METHOD [PARAMS_JSON] [--socket PATH]\n", stderr)
-            return 2
-        }
-        let config: Configuration
-        do {
-            config = try Configuration.load(arguments: flags, environment: environment, allowServeFlags: false)
-        } catch {
-            fputs("agentd: \(error)\n", stderr)
-            return 2
-        }
-        let params = positional.count == 2 ? positional[1] : "{}"
-        guard isJSON(params) else {
-            fputs("agentd: PARAMS_JSON is not valid JSON: \(params)\n", stderr)
-            return 2
-        }
-        let connection: AgentdConnection
-        do {
-            connection = try AgentdConnection(socketPath: config.socketPath)
-        } catch {
-            fputs("agentd: \(error)\n", stderr)
-            return 1
-        }
-        defer { connection.close() }
-        do {
-            let reply = try connection.callReply(positional[0], try JSONValue.parse(params))
-            print(try JSONValue.parse(reply.resultText).prettyText)
-            return 0
-        } catch let error as AgentdError {
-            fputs("agentd: \(error.message)\n", stderr)
-            return 1
-        } catch {
-            fputs("agentd: \(error)\n", stderr)
-            return 1
+/// `agentd call METHOD [PARAMS_JSON]`: one request of the raw protocol; the result printed
+/// as indented JSON.
+struct CallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "call",
+        abstract: "Send one request of the raw protocol and print its result.",
+        discussion: """
+        Prints the result as indented JSON (--json: exactly as the daemon wrote it, on one \
+        line). An error answer prints the daemon's message and reason to stderr and exits 1. \
+        `agentd call DescribeInterface` lists every method with its params.
+
+        Examples:
+          agentd call Health
+          agentd call TaskStatus '{"task_id":"0196c3a2-7c1e-4b7a-9c1d-2e3f4a5b6c7d"}'
+        """
+    )
+
+    @Argument(help: "The method, e.g. Health, TaskStatus, AcquireResourceLock.")
+    var method: String
+
+    @Argument(help: ArgumentHelp("The params, a JSON object (default {}).", valueName: "params-json"))
+    var params: String?
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(name: .long, help: "Print the result exactly as the daemon wrote it, on one line.")
+    var json = false
+
+    func validate() throws {
+        if let params, (try? JSONValue.parse(params)) == nil {
+            throw ValidationError("PARAMS_JSON is not valid JSON: \(params)")
         }
     }
 
-    private static func isJSON(_ text: String) -> Bool {
-        (try? JSONValue.parse(text)) != nil
+    func run() throws {
+        let value = try params.map { try JSONValue.parse($0) } ?? .object(JSONObject())
+        let daemon = try connection.connect()
+        defer { daemon.close() }
+        let reply = try daemon.callReply(method, value)
+        print(json ? reply.resultText : reply.result.prettyText)
     }
 }

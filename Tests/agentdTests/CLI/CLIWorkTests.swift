@@ -1,0 +1,94 @@
+// agentd work: any command as a worker of a task's DAG.
+
+import XCTest
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class CLIWorkTests: IntegrationTestCase {
+    /// Three nodes by name, two `agentd work --jobs 2` at once: every node runs exactly once,
+    /// gets its lease and context on stdin and its names in the environment, and completes
+    /// with what it printed.
+    func testTwoWorkersCompleteADagRunningEachNodeOnce() throws {
+        let daemon = try makeDaemon()
+        let (task, nodes) = try submit(daemon, """
+            {"goal": "g", "nodes": [{"name": "fetch"}, {"name": "build", "after": ["fetch"]},
+                                    {"name": "docs", "after": ["fetch"]}]}
+            """)
+        let ran = "\(daemon.directory)/ran.txt"
+        let script = """
+            echo "$AGENTD_NODE_NAME" >> \(ran)
+            cat > \(daemon.directory)/stdin.$AGENTD_NODE_NAME
+            printf '{"node":"%s","id":"%s","task":"%s"}' "$AGENTD_NODE_NAME" "$AGENTD_NODE_ID" "$AGENTD_TASK_ID"
+            """
+        let workers = try (0..<2).map { _ in try startCLI(daemon, ["work", task, "--jobs", "2", "--", "sh", "-c", script]) }
+        for worker in workers {
+            XCTAssertEqual(worker.waitForExit(timeout: 30), .exited(0), "worker: \(worker.stderr)")
+        }
+        let lines = ITChild.readFile(ran).split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.sorted(), ["build", "docs", "fetch"], "each node ran exactly once")
+        XCTAssertEqual(lines.first, "fetch")
+
+        let status = try taskStatus(try connect(daemon), task)
+        XCTAssertEqual(status["task"]["status"].string, "COMPLETED")
+        for node in status["nodes"].array ?? [] {
+            let name = node["name"].string ?? "?"
+            XCTAssertEqual(node["result_payload"]["node"].string, name, "\(node)")
+            XCTAssertEqual(node["result_payload"]["id"].string, nodes[name])
+            XCTAssertEqual(node["result_payload"]["task"].string, task)
+            let input = try ITJSON.parse(ITChild.readFile("\(daemon.directory)/stdin.\(name)"))
+            XCTAssertEqual(input["node_id"].string, nodes[name], "stdin holds the acquire result")
+            XCTAssertNotNil(input["lease_id"].string)
+            XCTAssertEqual(input["context"]["node"]["name"].string, name)
+        }
+    }
+
+    func testAFailingCommandFailsItsNodeWithTheExitCode() throws {
+        let daemon = try makeDaemon()
+        let (task, nodes) = try submit(daemon, #"{"goal":"g","nodes":[{"name":"a"},{"name":"b","after":["a"]}]}"#)
+        let result = try cli(daemon, ["work", task, "--", "sh", "-c", "echo 'it broke' >&2; exit 3"])
+        XCTAssertEqual(result.exit, .exited(1), result.stderr)
+        XCTAssertTrue(result.stderr.contains("a failed with exit status 3"), result.stderr)
+        let status = try taskStatus(try connect(daemon), task)
+        XCTAssertEqual(status["task"]["status"].string, "FAILED")
+        let node = try XCTUnwrap(status["nodes"].array?.first { $0["id"].string == nodes["a"] })
+        XCTAssertEqual(node["status"].string, "FAILED")
+        XCTAssertEqual(node["result_payload"]["exit_code"].int, 3)
+        XCTAssertEqual(node["result_payload"]["stderr"].string, "it broke\n")
+    }
+
+    func testOutputThatIsNotJSONIsWrapped() throws {
+        let daemon = try makeDaemon()
+        let (task, nodes) = try submit(daemon, #"{"goal":"g","nodes":[{"name":"a"}]}"#)
+        let result = try cli(daemon, ["work", task, "--once", "--", "echo", "hello"])
+        XCTAssertEqual(result.exit, .exited(0), result.stderr)
+        let status = try taskStatus(try connect(daemon), task)
+        XCTAssertEqual(status["nodes"][0]["id"].string, nodes["a"])
+        assertJSON(status["nodes"][0]["result_payload"], #"{"output":"hello\n"}"#)
+    }
+
+    func testOnceWithNothingToRunExits75() throws {
+        let daemon = try makeDaemon()
+        let (task, _) = try submit(daemon, #"{"goal":"g","nodes":[{"name":"a"},{"name":"b","after":["a"]}]}"#)
+        _ = try acquire(try connect(daemon), task)   // a runs elsewhere; b waits for it
+        let result = try cli(daemon, ["work", task, "--once", "--wait", "0.2", "--", "true"])
+        XCTAssertEqual(result.exit, .exited(75), result.stderr)
+        let done = try cli(daemon, ["work", task, "--wait", "0.2", "--", "true"])
+        XCTAssertEqual(done.exit, .exited(0), "without --once, running nothing is no failure: \(done.stderr)")
+    }
+
+    /// kill -9 of the worker: its command dies with it and the lease ends at once.
+    func testAKilledWorkerTakesItsCommandAndLeaseWithIt() throws {
+        let daemon = try makeDaemon()
+        let (task, nodes) = try submit(daemon, #"{"goal":"g","nodes":[{"name":"long"}]}"#)
+        let pidFile = "\(daemon.directory)/child.pid"
+        let worker = try startCLI(daemon, ["work", task, "--", "sh", "-c", "echo $$ > \(pidFile); exec sleep 300"])
+        try waitUntil("the command started") { !ITChild.readFile(pidFile).isEmpty }
+        let pid = try XCTUnwrap(pid_t(ITChild.readFile(pidFile).trimmingCharacters(in: .whitespacesAndNewlines)))
+        worker.killAndReap()
+        try waitUntil("the command is gone") { !processIsAlive(pid) }
+        let client = try connect(daemon)
+        try waitUntil("the node is PENDING again") { try nodeStatus(client, task, nodes["long"]!) == "PENDING" }
+    }
+}
