@@ -45,12 +45,7 @@ extension AgentdConnection {
     /// What the environment says: `AGENTD_CONNECT=tls://HOST:PORT` with `AGENTD_TOKEN_FILE` and
     /// `AGENTD_CA_FILE`, else the Unix socket the daemon would use.
     public static func connect(environment: AgentdEnvironment = .current) throws -> AgentdConnection {
-        guard let endpoint = environment["AGENTD_CONNECT"], !endpoint.isEmpty else {
-            return try AgentdConnection(environment: environment)
-        }
-        let token = try environment["AGENTD_TOKEN_FILE"].map { try readTokenFile(environment.expandTilde($0)) }
-        return try AgentdConnection(endpoint: endpoint, caFile: environment["AGENTD_CA_FILE"].map(environment.expandTilde),
-                                    token: token)
+        try ConnectSettings().open(environment)
     }
 
     /// A token file holds the bare token; surrounding whitespace is ignored.

@@ -18,24 +18,24 @@ public enum MCPCommand {
 
     /// Serves MCP on stdin/stdout until stdin closes; returns the exit status. Blocks the
     /// calling thread (the tools run on Swift's concurrency pool).
-    public static func run(socketPath: String?, agent: String?) -> Int32 {
+    public static func run(connect settings: ConnectSettings, agent: String?) -> Int32 {
         final class Box: @unchecked Sendable { var status: Int32 = 0 }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         Task.detached {
-            box.status = await serve(socketPath: socketPath, agent: agent)
+            box.status = await serve(connect: settings, agent: agent)
             done.signal()
         }
         done.wait()
         return box.status
     }
 
-    public static func serve(socketPath: String?, agent: String?) async -> Int32 {
+    public static func serve(connect settings: ConnectSettings, agent: String?) async -> Int32 {
         let environment = AgentdEnvironment.current
-        let endpoint = socketPath.map(environment.expandTilde) ?? environment.socketPath
+        let endpoint = settings.endpoint(environment)
         let name = agentName(agent, environment: environment.values)
         let session = AgentSession(agent: name, endpoint: endpoint) {
-            try AgentdConnection(socketPath: endpoint)
+            try settings.open(environment)
         }
         let tools = AgentdTools(session: session)
         let server = Server(name: serverName, version: serverVersion, title: "agentd: locks, leases and task graphs",

@@ -20,7 +20,9 @@ struct AgentdCommand: ParsableCommand {
 
         Every other command talks to the daemon on its socket: --socket PATH, else \
         $AGENTD_SOCKET_PATH, else $AGENTD_HOME/agentd.sock (~/.agentd by default; \
-        $AGENTD_HOME/.env is read too).
+        $AGENTD_HOME/.env is read too); or over the network with --connect \
+        tls://HOST:PORT --token-file PATH [--ca PATH] ($AGENTD_CONNECT, $AGENTD_TOKEN_FILE, \
+        $AGENTD_CA_FILE).
 
         Exit status: 0 success, 1 the daemon answered an error (or a node failed, or submit \
         refused the file), 64 usage, 69 the daemon is unreachable, 75 a lock or node was not \

@@ -76,10 +76,9 @@ struct LockCommand: ParsableCommand {
         }
         let token = lock["fencing_token"]?.intValue.map { String($0) } ?? ""
         let child = try running.withValue { running -> ChildProcess in
-            let child = try ChildProcess.spawn(command, environment: ChildProcess.environment(adding: [
-                "AGENTD_LOCK_KEY": key, "AGENTD_LOCK_LEASE_ID": leaseId, "AGENTD_FENCING_TOKEN": token,
-                "AGENTD_SOCKET_PATH": connection.socketPath,
-            ]))
+            let variables = ["AGENTD_LOCK_KEY": key, "AGENTD_LOCK_LEASE_ID": leaseId, "AGENTD_FENCING_TOKEN": token]
+                .merging(connection.childEnvironment) { mine, _ in mine }
+            let child = try ChildProcess.spawn(command, environment: ChildProcess.environment(adding: variables))
             running = child
             return child
         }

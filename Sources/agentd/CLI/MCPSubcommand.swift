@@ -1,3 +1,4 @@
+import AgentdClient
 import AgentdMCP
 import ArgumentParser
 import Glibc
@@ -8,22 +9,20 @@ struct MCPSubcommand: ParsableCommand {
         commandName: "mcp",
         abstract: "Serve MCP on stdin/stdout: agentd's locks, leases and task graphs as tools for a coding agent.",
         discussion: """
-        One process per agent session, started by the agent (Claude Code, Codex CLI, Cursor, \\
-        Gemini CLI: see docs/AGENTS.md). It is a client of the daemon like any other: what it \\
+        One process per agent session, started by the agent (Claude Code, Codex CLI, Cursor, \
+        Gemini CLI: see docs/AGENTS.md). It is a client of the daemon like any other: what it \
         holds is freed when it ends.
         """
     )
 
-    @Option(help: ArgumentHelp("The daemon's socket (default: $AGENTD_SOCKET_PATH, else $AGENTD_HOME/agentd.sock).",
-                               valueName: "path"), completion: .file())
-    var socket: String?
+    @OptionGroup var connection: ConnectionOptions
 
     @Option(help: ArgumentHelp("The agent's name on its leases and locks (default: $AGENTD_AGENT, else mcp-<pid>).",
                                valueName: "name"))
     var agent: String?
 
     func run() throws {
-        let status = MCPCommand.run(socketPath: socket, agent: agent)
+        let status = MCPCommand.run(connect: connection.settings, agent: agent)
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -23,8 +23,8 @@ struct NodeRun {
         let label = name ?? TaskRef.short(nodeId)
         let ids: JSONObject = members(["task_id": .string(plan.taskId), "node_id": .string(nodeId), "lease_id": .string(leaseId)])
 
-        var environment = ["AGENTD_TASK_ID": plan.taskId, "AGENTD_NODE_ID": nodeId, "AGENTD_LEASE_ID": leaseId,
-                           "AGENTD_SOCKET_PATH": plan.socketPath]
+        var environment = ["AGENTD_TASK_ID": plan.taskId, "AGENTD_NODE_ID": nodeId, "AGENTD_LEASE_ID": leaseId]
+            .merging(plan.daemonEnvironment) { mine, _ in mine }
         if let name { environment["AGENTD_NODE_NAME"] = name }
         let child: ChildProcess?
         var output = Capture()

@@ -76,7 +76,7 @@ struct WorkCommand: ParsableCommand {
         }
 
         let plan = WorkPlan(taskId: taskId, owner: owner ?? "\(basename(command[0]))[\(getpid())]", command: command,
-                            socketPath: connection.socketPath, connect: { [connection] in try connection.connect() }, waitMs: wait.map { Int64(($0 * 1000).rounded()) },
+                            daemonEnvironment: connection.childEnvironment, connect: { [connection] in try connection.connect() }, waitMs: wait.map { Int64(($0 * 1000).rounded()) },
                             once: once, leaseTtl: ttl, explicitLeaseTtl: leaseTtl != nil)
         let state = WorkState(progress: isatty(STDERR_FILENO) == 1, once: once)
         Signals.handle { signal, sentByAProcess in state.stop(signal: signal, forward: sentByAProcess) }

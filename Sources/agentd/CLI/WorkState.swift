@@ -6,8 +6,8 @@ struct WorkPlan {
     var taskId: String
     var owner: String
     var command: [String]
-    /// For the commands' AGENTD_SOCKET_PATH.
-    var socketPath: String
+    /// How the commands reach the daemon: AGENTD_SOCKET_PATH, or AGENTD_CONNECT and its files.
+    var daemonEnvironment: [String: String]
     /// A new connection for each worker.
     var connect: () throws -> AgentdConnection
     /// --wait in ms; nil: wait while the task is ACTIVE.

@@ -78,6 +78,38 @@ final class AgentdClientTLSTests: XCTestCase {
         XCTAssertEqual(try AgentdConnection.readTokenFile(tokenFile), "carol-token-1234567890")
     }
 
+    /// The command line reaches the same daemon with --connect, --token-file and --ca, or with
+    /// AGENTD_CONNECT and its files, and a command that `agentd lock` runs inherits the way there.
+    func testCommandsConnectOverTLS() throws {
+        let tokenFile = directory + "/carol.token"
+        try "  carol-token-1234567890\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let agentd = try ITDaemon.binaryPath()
+        let flags = ["--connect", "tls://127.0.0.1:\(port)", "--token-file", tokenFile, "--ca", directory + "/cert.pem"]
+        let environment = ["HOME": directory, "PATH": "/usr/bin:/bin"]
+        let call = try itRun(agentd, ["call", "AcquireResourceLock", #"{"resource_key":"cli:tls"}"#] + flags,
+                             environment: environment, directory: directory)
+        XCTAssertEqual(call.exit, .exited(0), call.stderr)
+        XCTAssertTrue(call.stdout.contains("\"owner\": \"carol\""), call.stdout)
+
+        let viaEnvironment = environment.merging(["AGENTD_CONNECT": "tls://127.0.0.1:\(port)",
+                                                  "AGENTD_TOKEN_FILE": tokenFile,
+                                                  "AGENTD_CA_FILE": directory + "/cert.pem"]) { $1 }
+        let locks = try itRun(agentd, ["locks", "--json"], environment: viaEnvironment, directory: directory)
+        XCTAssertEqual(locks.exit, .exited(0), locks.stderr)
+        XCTAssertTrue(locks.stdout.contains("cli:tls"), locks.stdout)
+
+        // The child of `agentd lock` calls the daemon itself, the same way.
+        let nested = try itRun(agentd, ["lock", "cli:nested", "--ttl", "30"] + flags + ["--", agentd, "call", "ListResourceLocks"],
+                               environment: environment, directory: directory)
+        XCTAssertEqual(nested.exit, .exited(0), nested.stderr)
+        XCTAssertTrue(nested.stdout.contains("cli:nested"), nested.stdout)
+
+        let refused = try itRun(agentd, ["call", "Health", "--connect", "tls://127.0.0.1:\(port)",
+                                         "--ca", directory + "/other.pem", "--token-file", tokenFile],
+                                environment: environment, directory: directory)
+        XCTAssertEqual(refused.exit, .exited(69), refused.stderr)
+    }
+
     private func run(_ executable: String, _ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
