@@ -79,7 +79,7 @@ package enum InterfaceDescription {
         appendParams(Param.nodeDefinitionFields, to: &out)
         out.appendASCII(#","event":"#)
         out.append(contentsOf: eventDoc.utf8)
-        out.appendASCII(#","errors":{"codes":{"-32700":"parse error","-32601":"unknown method","-32602":"invalid params","-32000":"the state refuses the request","-32001":"line too long"},"data.reason":["PARSE_ERROR","INVALID_REQUEST","UNKNOWN_METHOD","INVALID_PARAMS","REQUEST_TOO_LARGE","TASK_NOT_FOUND","NODE_NOT_FOUND","NODE_NOT_RUNNING","LEASE_MISMATCH","LOCK_NOT_HELD","INVALID_DAG","TASK_CLOSED"]}"#)
+        out.appendASCII(#","errors":{"codes":{"-32700":"parse error","-32601":"unknown method","-32602":"invalid params","-32000":"the state refuses the request","-32001":"line too long"},"data.reason":["PARSE_ERROR","INVALID_REQUEST","UNKNOWN_METHOD","INVALID_PARAMS","REQUEST_TOO_LARGE","TASK_NOT_FOUND","NODE_NOT_FOUND","NODE_NOT_RUNNING","LEASE_MISMATCH","LOCK_NOT_HELD","INVALID_DAG","TASK_CLOSED","UNAUTHENTICATED"]}"#)
         out.appendASCII(#","methods":["#)
         for (offset, doc) in methods.enumerated() {
             if offset > 0 { out.append(UInt8(ascii: ",")) }

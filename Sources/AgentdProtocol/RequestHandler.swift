@@ -173,7 +173,7 @@ package final class RequestHandler {
         out.appendASCII("}}}\n")
     }
 
-    private static func trimmed(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    package static func trimmed(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var lower = 0, upper = line.count
         func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A || b == 0x0B || b == 0x0C }
         while lower < upper && isSpace(line[lower]) { lower += 1 }

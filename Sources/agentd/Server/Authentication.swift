@@ -80,49 +80,26 @@ final class NetworkAccess {
     /// (the answer is true: `out` is usually the connection's own output).
     func authenticate(_ session: AgentSession, line: UnsafeRawBufferPointer,
                       into out: inout [UInt8]) -> Bool {
-        let trimmed = NetworkAccess.trimmed(line)
-        guard !trimmed.isEmpty else { return false }
-        do {
-            try tape.parse(trimmed)
-        } catch {
-            RequestHandler.appendError(NetworkAccess.notYet, id: .none, to: &out)
+        let id: EchoedId, presented: [UInt8]
+        switch AuthenticateRequest.decode(line, tape: &tape) {
+        case .blank:
             return false
-        }
-        let document = JSONDocument(tape: tape, input: trimmed)
-        guard document.kind(document.root) == .object else {
-            RequestHandler.appendError(NetworkAccess.notYet, id: .none, to: &out)
+        case let .refused(error, refusedId):
+            RequestHandler.appendError(error, id: refusedId, to: &out)
             return false
+        case let .authenticate(requestId, token):
+            id = requestId
+            presented = token
         }
-        let id = EchoedId(document)
-        guard let method = document.member(document.root, "method"), document.kind(method) == .string,
-              document.stringEquals(method, "Authenticate") || document.stringEquals(method, "authenticate") else {
-            RequestHandler.appendError(NetworkAccess.notYet, id: id, to: &out)
-            return false
-        }
-        guard let params = document.member(document.root, "params"), document.kind(params) == .object,
-              let tokenIndex = document.member(params, "token"), document.kind(tokenIndex) == .string else {
-            RequestHandler.appendError(.invalidParams("missing field `token` (a string)"), id: id, to: &out)
-            return false
-        }
-        var presented: [UInt8] = []
-        document.stringBytes(tokenIndex, into: &presented)
         guard let agent = tokens.agent(presenting: presented) else {
-            RequestHandler.appendError(NetworkAccess.wrongToken, id: id, to: &out)
+            RequestHandler.appendError(AuthenticateRequest.wrongToken, id: id, to: &out)
             return true
         }
         session.agent = agent
         session.token = presented
         session.deadline?.close()
         session.deadline = nil
-        out.append(UInt8(ascii: "{"))
-        if id.isPresent {
-            out.appendASCII("\"id\":")
-            id.append(to: &out)
-            out.append(UInt8(ascii: ","))
-        }
-        out.appendASCII("\"result\":{\"agent\":")
-        out.appendJSONString(agent)
-        out.appendASCII("}}\n")
+        AuthenticateRequest.appendAccepted(agent: agent, id: id, to: &out)
         return false
     }
 
@@ -149,17 +126,4 @@ final class NetworkAccess {
         Log.info("tokens reloaded from \(fresh.path): \(fresh.entries.count) agents, \(ended) connections ended")
     }
 
-    private static let notYet = RequestError(
-        code: .stateRefused, reason: "UNAUTHENTICATED",
-        message: "unauthenticated: the first request on a network connection must be Authenticate {token}")
-    private static let wrongToken = RequestError(
-        code: .stateRefused, reason: "UNAUTHENTICATED", message: "unauthenticated: unknown token")
-
-    private static func trimmed(_ line: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
-        var lower = 0, upper = line.count
-        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A || b == 0x0B || b == 0x0C }
-        while lower < upper && isSpace(line[lower]) { lower += 1 }
-        while upper > lower && isSpace(line[upper - 1]) { upper -= 1 }
-        return UnsafeRawBufferPointer(rebasing: line[lower..<upper])
-    }
 }
