@@ -83,13 +83,14 @@ def test_client_uses_discovery(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert Client("/explicit.sock").path == "/explicit.sock"
 
 
-def test_tls_shape_is_reserved() -> None:
-    with pytest.raises(NotImplementedError):
-        Client("tls://example.org:7777", token="secret", cafile="/ca.pem")
-    with pytest.raises(NotImplementedError):
-        AsyncClient("tls://example.org:7777", token="secret")
+def test_tls_arguments_need_a_tls_address() -> None:
     with pytest.raises(ValueError):
         Client("/a.sock", token="secret")
+    with pytest.raises(ValueError):
+        AsyncClient("/a.sock", token_file="/token")
+    # A tls:// address is resolved at construction (no connection yet).
+    c = Client("tls://example.org:7777", token="secret")
+    assert c.path == "tls://example.org:7777" and c.tls and c.owner is None and c.agent is None
 
 
 def test_unreachable_daemon_names_the_socket(tmp_path: Path) -> None:

@@ -119,9 +119,13 @@ def drop_none(**params: Any) -> Dict[str, Any]:
 
 
 def acquire_next_params(
-    task_id: str, owner: str, wait: Optional[float], lease_ttl: Optional[float]
+    task_id: str, owner: Optional[str], wait: Optional[float], lease_ttl: Optional[float]
 ) -> Tuple[Dict[str, Any], float]:
-    params: Dict[str, Any] = {"task_id": task_id, "lease_owner": owner, "release_on_disconnect": True}
+    """An owner of ``None`` is left out: the daemon then names the lease (over TLS, after the
+    authenticated agent)."""
+    params: Dict[str, Any] = {"task_id": task_id, "release_on_disconnect": True}
+    if owner is not None:
+        params["lease_owner"] = owner
     parked = 0.0
     if wait is None or wait > 0:
         params["wait_ms"] = wait_ms(wait)
@@ -133,7 +137,7 @@ def acquire_next_params(
 
 def acquire_lock_params(
     key: str,
-    owner: str,
+    owner: Optional[str],
     ttl: int,
     wait: Optional[float],
     provider: Optional[str],
@@ -141,8 +145,8 @@ def acquire_lock_params(
     task_id: Optional[str],
     node_id: Optional[str],
 ) -> Tuple[Dict[str, Any], float]:
-    params: Dict[str, Any] = {"resource_key": key, "owner": owner, "ttl_secs": ttl, "release_on_disconnect": True}
-    params.update(drop_none(provider=provider, metadata=metadata, task_id=task_id, node_id=node_id))
+    params: Dict[str, Any] = {"resource_key": key, "ttl_secs": ttl, "release_on_disconnect": True}
+    params.update(drop_none(owner=owner, provider=provider, metadata=metadata, task_id=task_id, node_id=node_id))
     parked = 0.0
     if wait is None or wait > 0:
         params["wait_ms"] = wait_ms(wait)

@@ -28,10 +28,10 @@ from typing import (
     Union,
 )
 
-from . import _common
+from . import _common, _endpoint
 from ._common import JSON, NodeDefinition, _UNSET
+from ._endpoint import Endpoint
 from .client import _describe, _drop_pinned, log
-from .discovery import default_socket_path
 from .errors import AgentdConnectionError, AgentdError, LockLost, LockNotAcquired, TaskClosed
 
 __all__ = ["AsyncClient", "AsyncLock", "AsyncLease"]
@@ -46,22 +46,50 @@ async def _maybe_await(value: Any) -> Any:
 
 
 class _AsyncConnection:
-    def __init__(self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool = False
+    ) -> None:
         self.path = path
+        self.tls = tls
         self.closed = False
         self._reader = reader
         self._writer = writer
         self._next_id = 1
+        self.agent: Optional[str] = None
 
     @classmethod
-    async def open(cls, path: str, timeout: Optional[float]) -> "_AsyncConnection":
+    async def open(cls, endpoint: Endpoint, timeout: Optional[float]) -> "_AsyncConnection":
+        """A connection to the endpoint; over TLS, handshaken and authenticated."""
+        path = endpoint.address
+        if not endpoint.tls:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path, limit=_READ_LIMIT), timeout)
+            except asyncio.TimeoutError:
+                raise AgentdConnectionError(path, f"no connection within {timeout} s") from None
+            except OSError as error:
+                raise AgentdConnectionError(path, _describe(error)) from None
+            return cls(path, reader, writer)
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path, limit=_READ_LIMIT), timeout)
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    endpoint.host, endpoint.port, ssl=endpoint.context, server_hostname=endpoint.host,
+                    limit=_READ_LIMIT,
+                ),
+                timeout,
+            )
         except asyncio.TimeoutError:
-            raise AgentdConnectionError(path, f"no connection within {timeout} s") from None
-        except OSError as error:
-            raise AgentdConnectionError(path, _describe(error)) from None
-        return cls(path, reader, writer)
+            raise AgentdConnectionError(path, f"no connection and TLS handshake within {timeout} s") from None
+        except OSError as error:  # ssl.SSLError included
+            raise _endpoint.handshake_error(endpoint, error) from error
+        connection = cls(path, reader, writer, tls=True)
+        try:
+            answer = await connection.request("Authenticate", {"token": endpoint.token}, timeout)
+        except BaseException:
+            await connection.aclose()  # a refused token: the daemon closes the connection too
+            raise
+        agent = answer.get("agent") if isinstance(answer, dict) else None
+        connection.agent = agent if isinstance(agent, str) else None
+        return connection
 
     def stale(self) -> bool:
         return self.closed or self._reader.at_eof() or self._writer.is_closing()
@@ -70,9 +98,24 @@ class _AsyncConnection:
         if not self.closed:
             self.closed = True
             try:
-                self._writer.close()
+                if self.tls:
+                    # As the sync client's close: no close_notify exchange, whose answer the
+                    # daemon may never send; closing the TCP connection is what frees leases.
+                    self._writer.transport.abort()
+                else:
+                    self._writer.close()
             except (OSError, RuntimeError):
                 pass
+
+    async def aclose(self, timeout: float = 1.0) -> None:
+        """Closes and waits (up to ``timeout`` s) until the transport is closed, so that no
+        socket outlives the event loop."""
+        self.close()
+        try:
+            await asyncio.wait_for(self._writer.wait_closed(), timeout)
+            await asyncio.sleep(0)  # the socket under a TLS transport closes one turn later
+        except (Exception, asyncio.CancelledError):
+            pass
 
     async def request(self, method: str, params: Optional[Mapping[str, Any]], timeout: Optional[float]) -> Any:
         if self.closed:
@@ -157,7 +200,8 @@ class _AsyncRenewer:
 
 
 class AsyncClient:
-    """The asyncio twin of :class:`agentd_client.Client`; same arguments, same methods."""
+    """The asyncio twin of :class:`agentd_client.Client`; same arguments (``tls://`` addresses,
+    ``token``, ``token_file``, ``cafile`` and the environment included), same methods."""
 
     def __init__(
         self,
@@ -167,13 +211,16 @@ class AsyncClient:
         timeout: Optional[float] = 30.0,
         token: Optional[str] = None,
         cafile: Optional[str] = None,
+        token_file: Optional[str] = None,
     ) -> None:
-        if path is not None and path.startswith("tls://"):
-            raise NotImplementedError("tls:// addresses are not supported yet by this client")
-        if token is not None or cafile is not None:
-            raise ValueError("token and cafile are for tls:// addresses only")
-        self.path: str = path if path is not None else default_socket_path()
-        self.owner: str = owner if owner is not None else _common.default_owner()
+        self._endpoint = _endpoint.resolve(path, token, token_file, cafile)
+        self.path: str = self._endpoint.address
+        self.tls: bool = self._endpoint.tls
+        self.agent: Optional[str] = None
+        if owner is not None:
+            self.owner: Optional[str] = owner
+        else:
+            self.owner = None if self.tls else _common.default_owner()
         self.timeout = timeout
         self._idle: List[_AsyncConnection] = []
         self._open: Set[_AsyncConnection] = set()
@@ -191,11 +238,13 @@ class AsyncClient:
                 return connection
             connection.close()
             self._open.discard(connection)
-        connection = await _AsyncConnection.open(self.path, self.timeout)
+        connection = await _AsyncConnection.open(self._endpoint, self.timeout)
         if self._closed:
             connection.close()
             raise AgentdConnectionError(self.path, "the client is closed")
         self._open.add(connection)
+        if connection.agent is not None:
+            self.agent = connection.agent
         return connection
 
     def _checkin(self, connection: _AsyncConnection) -> None:
@@ -229,6 +278,11 @@ class AsyncClient:
             return None, None
         return result, connection
 
+    async def connect(self) -> "AsyncClient":
+        """Opens a connection now (see :meth:`agentd_client.Client.connect`); returns the client."""
+        self._checkin(await self._checkout())
+        return self
+
     async def close(self) -> None:
         """Closes every connection (the daemon frees what this client held); renewals stop."""
         self._closed = True
@@ -239,6 +293,8 @@ class AsyncClient:
         self._idle.clear()
         for connection in connections:
             connection.close()
+        if connections:
+            await asyncio.gather(*(connection.aclose() for connection in connections))
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -247,7 +303,8 @@ class AsyncClient:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"AsyncClient({self.path!r}, owner={self.owner!r})"
+        agent = f", agent={self.agent!r}" if self.tls else ""
+        return f"AsyncClient({self.path!r}, owner={self.owner!r}{agent})"
 
     # -- any method ----------------------------------------------------------------
 
@@ -613,7 +670,9 @@ class AsyncLock:
         self.key = key
         self.ttl = _common.ttl_secs(ttl)
         self.wait = wait
-        self.owner = owner or client.owner
+        self._owner = owner or client.owner
+        self.owner: Optional[str] = self._owner
+        """The owner asked for; once acquired, the owner the daemon granted the lock to."""
         self.provider = provider
         self.metadata = metadata
         self.task_id = task_id
@@ -649,12 +708,13 @@ class AsyncLock:
             raise RuntimeError(f"lock {self.key!r} is already held by this AsyncLock object")
         wait = self.wait if wait is _UNSET else wait
         params, parked = _common.acquire_lock_params(
-            self.key, self.owner, self.ttl, wait, self.provider, self.metadata, self.task_id, self.node_id
+            self.key, self._owner, self.ttl, wait, self.provider, self.metadata, self.task_id, self.node_id
         )
         result, connection = await self._client._request_pinned("AcquireResourceLock", params, parked)
         if result is None or connection is None:
             return False
         self._connection = connection
+        self.owner = result.get("owner", self._owner)
         self._finalizer = weakref.finalize(self, _drop_pinned, self._client, connection)
         self.info = result
         self.lease_id = result["lease_id"]

@@ -1,6 +1,7 @@
 """The synchronous client: :class:`Client`, :class:`Lock` and :class:`Lease`.
 
-Connections. A ``Client`` keeps a small pool of Unix-socket connections and sends each
+Connections. A ``Client`` keeps a small pool of connections (to the Unix socket, or over TLS
+to ``tls://HOST:PORT``, each authenticated with the agent's token first) and sends each
 request on a connection it has to itself until the answer is back: requests are serialised
 per connection, never pipelined. One thread uses one connection; threads calling at the same
 time get one each, so a call the daemon parks (an acquire with ``wait``, a long-polling
@@ -17,14 +18,15 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
-from . import _common
+from . import _common, _endpoint
 from ._common import JSON, NodeDefinition, _UNSET
-from .discovery import default_socket_path
+from ._endpoint import Endpoint
 from .errors import (
     AgentdConnectionError,
     AgentdError,
@@ -59,13 +61,28 @@ def _drop_pinned(client: Any, connection: Any) -> None:
 
 
 class _Connection:
-    """One Unix-socket connection carrying one request at a time."""
+    """One connection carrying one request at a time: to a Unix socket, or a TLS connection
+    that has authenticated (``agent`` is the name the daemon answered)."""
 
-    def __init__(self, path: str, timeout: Optional[float]) -> None:
-        self.path = path
+    def __init__(self, endpoint: Endpoint, timeout: Optional[float]) -> None:
+        self.path = endpoint.address
         self.closed = False
+        self.agent: Optional[str] = None
         self._buffer = bytearray()
         self._next_id = 1
+        self._tls = endpoint.tls
+        self._sock = self._open_tls(endpoint, timeout) if endpoint.tls else self._open_unix(endpoint.address, timeout)
+        if endpoint.tls:
+            try:
+                answer = self.request("Authenticate", {"token": endpoint.token}, timeout)
+            except BaseException:
+                self.close()  # a refused token: the daemon closes the connection too
+                raise
+            agent = answer.get("agent") if isinstance(answer, dict) else None
+            self.agent = agent if isinstance(agent, str) else None
+
+    @staticmethod
+    def _open_unix(path: str, timeout: Optional[float]) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
@@ -76,11 +93,45 @@ class _Connection:
         except OSError as error:
             sock.close()
             raise AgentdConnectionError(path, _describe(error)) from None
-        self._sock = sock
+        return sock
+
+    @staticmethod
+    def _open_tls(endpoint: Endpoint, timeout: Optional[float]) -> socket.socket:
+        assert endpoint.host is not None and endpoint.port is not None and endpoint.context is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            raw = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
+        except socket.timeout:
+            raise AgentdConnectionError(endpoint.address, f"no connection within {timeout} s") from None
+        except OSError as error:
+            raise _endpoint.handshake_error(endpoint, error) from None
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if deadline is not None:
+                raw.settimeout(max(deadline - time.monotonic(), 0.001))
+            return endpoint.context.wrap_socket(raw, server_hostname=endpoint.host)
+        except socket.timeout:
+            raw.close()
+            raise AgentdConnectionError(endpoint.address, f"no TLS handshake within {timeout} s") from None
+        except OSError as error:
+            raw.close()
+            raise _endpoint.handshake_error(endpoint, error) from error
 
     def stale(self) -> bool:
         """True when the daemon closed this idle connection (or sent something unasked)."""
         if self.closed:
+            return True
+        if self._tls:
+            # No peeking through TLS: a non-blocking read either finds nothing (open and
+            # quiet; records that are not data, such as session tickets, are consumed) or
+            # finds the end or bytes nobody asked for.
+            try:
+                self._sock.settimeout(0)
+                self._sock.recv(1)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                return False
+            except OSError:
+                return True
             return True
         try:
             self._sock.settimeout(0)  # with a timeout set, recv would first wait for data
@@ -192,15 +243,25 @@ class _Renewer:
 
 
 class Client:
-    """A client of the agentd daemon over its Unix socket; safe to share between threads.
+    """A client of the agentd daemon; safe to share between threads.
 
-    ``path`` is the socket; by default it is found as the daemon finds it
-    (``AGENTD_SOCKET_PATH``, else ``$AGENTD_HOME/agentd.sock``, else
-    ``~/.agentd/agentd.sock``, reading the ``.env`` file too). ``owner`` names this client
-    in leases and locks (default ``python:HOST:PID``). ``timeout`` bounds the wait for an
-    answer in seconds, on top of any time the request asked the daemon to wait (``None``:
-    no bound). A ``tls://HOST:PORT`` address with ``token`` and ``cafile`` is reserved for
-    the daemon's network listener and not supported yet.
+    ``path`` is the daemon's address: a Unix socket path, or ``tls://HOST:PORT`` for its
+    network listener. By default it is ``AGENTD_CONNECT`` when that is set, else the socket
+    found as the daemon finds it (``AGENTD_SOCKET_PATH``, else ``$AGENTD_HOME/agentd.sock``,
+    else ``~/.agentd/agentd.sock``, reading the ``.env`` file too).
+
+    Over TLS (1.2 or later) the daemon's certificate is checked against ``cafile`` (else
+    ``AGENTD_CA_FILE``, else the system's CAs) and the host, and every new connection first
+    sends ``Authenticate`` with ``token`` (else the content of ``token_file``, else of the file
+    named by ``AGENTD_TOKEN_FILE``). ``agent`` is the name the daemon answered (``None``
+    until the first connection, and on a Unix socket). A refused token raises
+    :class:`~agentd_client.Unauthenticated`, an untrusted certificate
+    :class:`~agentd_client.AgentdConnectionError` ("certificate verify failed").
+
+    ``owner`` names this client in leases and locks. Its default is ``python:HOST:PID`` on a
+    Unix socket; over TLS it is ``None``, so the daemon names them after the agent.
+    ``timeout`` bounds the wait for an answer in seconds, on top of any time the request asked
+    the daemon to wait (``None``: no bound).
     """
 
     def __init__(
@@ -211,13 +272,16 @@ class Client:
         timeout: Optional[float] = 30.0,
         token: Optional[str] = None,
         cafile: Optional[str] = None,
+        token_file: Optional[str] = None,
     ) -> None:
-        if path is not None and path.startswith("tls://"):
-            raise NotImplementedError("tls:// addresses are not supported yet by this client")
-        if token is not None or cafile is not None:
-            raise ValueError("token and cafile are for tls:// addresses only")
-        self.path: str = path if path is not None else default_socket_path()
-        self.owner: str = owner if owner is not None else _common.default_owner()
+        self._endpoint = _endpoint.resolve(path, token, token_file, cafile)
+        self.path: str = self._endpoint.address
+        self.tls: bool = self._endpoint.tls
+        self.agent: Optional[str] = None
+        if owner is not None:
+            self.owner: Optional[str] = owner
+        else:
+            self.owner = None if self.tls else _common.default_owner()
         self.timeout = timeout
         self._mutex = threading.Lock()
         self._idle: List[_Connection] = []
@@ -237,12 +301,14 @@ class Client:
                     return connection
                 connection.close()
                 self._open.discard(connection)
-        connection = _Connection(self.path, self.timeout)
+        connection = _Connection(self._endpoint, self.timeout)
         with self._mutex:
             if self._closed:
                 connection.close()
                 raise AgentdConnectionError(self.path, "the client is closed")
             self._open.add(connection)
+            if connection.agent is not None:
+                self.agent = connection.agent
         return connection
 
     def _checkin(self, connection: _Connection) -> None:
@@ -278,6 +344,13 @@ class Client:
             return None, None
         return result, connection
 
+    def connect(self) -> "Client":
+        """Opens a connection now instead of at the first call (over TLS: the handshake and
+        ``Authenticate``, which sets ``agent``), so that an unreachable daemon, an untrusted
+        certificate or a refused token shows here. Returns the client."""
+        self._checkin(self._checkout())
+        return self
+
     def close(self) -> None:
         """Closes every connection: the daemon then releases the locks and expires the
         leases this client still holds. Their renewals stop."""
@@ -299,7 +372,8 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client({self.path!r}, owner={self.owner!r})"
+        agent = f", agent={self.agent!r}" if self.tls else ""
+        return f"Client({self.path!r}, owner={self.owner!r}{agent})"
 
     # -- any method ----------------------------------------------------------------
 
@@ -712,7 +786,9 @@ class Lock:
         self.key = key
         self.ttl = _common.ttl_secs(ttl)
         self.wait = wait
-        self.owner = owner or client.owner
+        self._owner = owner or client.owner
+        self.owner: Optional[str] = self._owner
+        """The owner asked for; once acquired, the owner the daemon granted the lock to."""
         self.provider = provider
         self.metadata = metadata
         self.task_id = task_id
@@ -752,13 +828,14 @@ class Lock:
             raise RuntimeError(f"lock {self.key!r} is already held by this Lock object")
         wait = self.wait if wait is _UNSET else wait
         params, parked = _common.acquire_lock_params(
-            self.key, self.owner, self.ttl, wait, self.provider, self.metadata, self.task_id, self.node_id
+            self.key, self._owner, self.ttl, wait, self.provider, self.metadata, self.task_id, self.node_id
         )
         result, connection = self._client._request_pinned("AcquireResourceLock", params, parked)
         if result is None or connection is None:
             return False
         with self._mutex:
             self._connection = connection
+            self.owner = result.get("owner", self._owner)
             self._finalizer = weakref.finalize(self, _drop_pinned, self._client, connection)
             self.info = result
             self.lease_id = result["lease_id"]

@@ -43,15 +43,30 @@ def _expand_tilde(path: str, user_home: str) -> str:
     return path
 
 
-def default_socket_path(environ: Optional[Mapping[str, str]] = None) -> str:
-    """The socket path the daemon would use with this environment (``os.environ`` by default)."""
+def agentd_environment(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """The environment as the daemon and its command line see it: the process environment
+    (``os.environ`` by default) merged over the env file (``AGENTD_ENV_FILE``, default
+    ``$AGENTD_HOME/.env``); the process environment wins."""
     env: Dict[str, str] = dict(os.environ if environ is None else environ)
     user_home = env.get("HOME") or os.path.expanduser("~")
     default_home = user_home + "/.agentd"
     env_file = env.get("AGENTD_ENV_FILE") or (env.get("AGENTD_HOME") or default_home) + "/.env"
     for key, value in read_env_file(env_file).items():
         env.setdefault(key, value)  # the process environment wins over the file
-    home = _expand_tilde(env.get("AGENTD_HOME") or default_home, user_home)
+    return env
+
+
+def expand_tilde(path: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """``~`` and ``~/...`` against ``HOME`` (of ``environ``, default ``os.environ``)."""
+    env = os.environ if environ is None else environ
+    return _expand_tilde(path, env.get("HOME") or os.path.expanduser("~"))
+
+
+def default_socket_path(environ: Optional[Mapping[str, str]] = None) -> str:
+    """The socket path the daemon would use with this environment (``os.environ`` by default)."""
+    env = agentd_environment(environ)
+    user_home = env.get("HOME") or os.path.expanduser("~")
+    home = _expand_tilde(env.get("AGENTD_HOME") or user_home + "/.agentd", user_home)
     socket_path = env.get("AGENTD_SOCKET_PATH")
     if socket_path:
         return _expand_tilde(socket_path, user_home)
