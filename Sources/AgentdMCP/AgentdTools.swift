@@ -46,19 +46,21 @@ final class AgentdTools: Sendable {
 
     func taskCreate(_ args: Arguments) async throws -> ToolOutcome {
         let goal = try args.string("goal")
-        let plan: TaskPlan
+        let plan: TaskGraph
         do {
-            plan = try TaskPlan(nodes: args.present("nodes"))
-        } catch let invalid as TaskPlan.Invalid {
+            plan = try TaskGraph(nodes: args.present("nodes"), names: .required)
+        } catch let invalid as TaskGraph.Invalid {
             throw ToolFailure(message: invalid.description, reason: "INVALID_DAG",
                               next: "fix the nodes and call task_create again")
         }
-        var params = JSONObject([("goal", .string(goal)), ("context", args.present("context") ?? [:])])
-        params["initial_nodes"] = plan.nodeDefinitions
-        let answer = try await session.request("RegisterTask", .object(params))
+        let params = plan.registerParams(goal: goal, context: args.present("context") ?? [:])
+        let answer = try await session.request("RegisterTask", params)
         guard let taskId = answer["task_id"]?.stringValue else { throw malformed("RegisterTask") }
-        session.rememberNames(task: taskId, Dictionary(uniqueKeysWithValues: plan.nodes.map { ($0.id, $0.name) }))
-        let ready = plan.nodes.filter { $0.after.isEmpty }.map(\.name)
+        // Names are required here: every node has one.
+        session.rememberNames(task: taskId, Dictionary(uniqueKeysWithValues: plan.nodes.compactMap { node in
+            node.name.map { (node.id, $0) }
+        }))
+        let ready = plan.nodes.filter { $0.after.isEmpty }.compactMap(\.name)
         var summary = "Created task \(taskId) with \(plan.nodes.count) node\(plan.nodes.count == 1 ? "" : "s")"
         if !ready.isEmpty { summary += " (runnable now: \(list(ready)))" }
         summary += ". Agents take its nodes with work_next {task_id: \"\(taskId)\"}."

@@ -154,7 +154,7 @@ async def test_task_create_refuses_bad_graphs_naming_the_node(daemon):
             ([{"name": "a"}, {"name": "b", "after": ["nope"]}], ['"b"', '"nope"']),
             ([{"name": "a"}, {"name": "a"}], ['"a"', "duplicate"]),
             ([{"name": "a", "after": ["c"]}, {"name": "b", "after": ["a"]}, {"name": "c", "after": ["b"]}],
-             ["cycle", "a", "b", "c"]),
+             ['cycle: "a" -> "b" -> "c" -> "a"']),
             ([{"name": "a", "after": ["a"]}], ['"a"', "itself"]),
             ([{"title": "x"}], ["name"]),
         ]

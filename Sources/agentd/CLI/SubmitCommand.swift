@@ -1,4 +1,3 @@
-import AgentdBase
 import AgentdClient
 import ArgumentParser
 import Glibc
@@ -15,8 +14,8 @@ struct SubmitCommand: ParsableCommand {
                      {"name": "build", "after": ["fetch"],
                       "payload": {"target": "release"}, "max_attempts": 3},
                      {"name": "test", "after": ["build"]}]}
-        Each node may have a name (unique, at most 200 bytes), the names it runs after, a \
-        payload (sent as its payload_schema) and max_attempts. A duplicate name, an unknown \
+        Each node may have a name (unique, at most 200 bytes), the names it runs after (a list, \
+        or one name as a string), a payload (sent as its payload_schema) and max_attempts. A duplicate name, an unknown \
         name in after, or a cycle is refused before anything reaches the daemon (exit 1). \
         Prints the task id; --json prints {"task_id": ..., "nodes": {"fetch": "<node id>", ...}}.
         """
@@ -32,22 +31,16 @@ struct SubmitCommand: ParsableCommand {
 
     func run() throws {
         let text = try readInput(file)
-        let dag: DAGFile
-        do { dag = try DAGFile.parse(text) } catch {
+        let task: TaskDefinition
+        do { task = try TaskDefinition.parse(text) } catch {
             throw CLIFailure("\(file == "-" ? "stdin" : file): \(error)")
         }
-        // Time-ordered, as the ids the daemon makes itself: they land at the end of its indexes.
-        var generator = UUIDGenerator()
-        let nowMs = Int64(Time.now() * 1000)
-        let ids = dag.nodes.map { _ in generator.nextOrdered(unixMs: nowMs).string }
         let daemon = try connection.connect()
         defer { daemon.close() }
-        let answer = try daemon.call("RegisterTask", dag.registerParams(ids: ids))
+        let answer = try daemon.call("RegisterTask", task.registerParams)
         let taskId = answer["task_id"]?.stringValue ?? "?"
         guard json else { return print(taskId) }
-        var named = JSONObject()
-        for (i, node) in dag.nodes.enumerated() { if let name = node.name { named[name] = .string(ids[i]) } }
-        print(JSONValue.object(members(["task_id": .string(taskId), "nodes": .object(named)])).compactText)
+        print(JSONValue.object(members(["task_id": .string(taskId), "nodes": task.graph.idsByName])).compactText)
     }
 
     private func readInput(_ path: String) throws -> String {

@@ -9,7 +9,7 @@ final class CLISubmitTests: IntegrationTestCase {
         let (task, nodes) = try submit(daemon, """
             {"goal": "g", "context": {"k": 1},
              "nodes": [{"name": "fetch"},
-                       {"name": "build", "after": ["fetch"], "payload": {"target": "release"}, "max_attempts": 3},
+                       {"name": "build", "after": "fetch", "payload": {"target": "release"}, "max_attempts": 3},
                        {"name": "test", "after": ["build", "fetch"]}, {}]}
             """)
         XCTAssertEqual(Set(nodes.keys), ["fetch", "build", "test"])
@@ -36,15 +36,17 @@ final class CLISubmitTests: IntegrationTestCase {
     func testSubmitRefusesABadGraphBeforeSendingIt() throws {
         let daemon = try makeDaemon()
         let cases: [(String, [String])] = [
-            (#"{"goal":"g","nodes":[{"name":"a"},{"name":"a"}]}"#, ["duplicate", "\"a\""]),
-            (#"{"goal":"g","nodes":[{"name":"a","after":["nope"]}]}"#, ["\"a\"", "\"nope\""]),
+            (#"{"goal":"g","nodes":[{"name":"a"},{"name":"a"}]}"#, ["duplicate node name \"a\" (nodes[0] and nodes[1])"]),
+            (#"{"goal":"g","nodes":[{"name":"a","after":["nope"]}]}"#,
+             ["node \"a\" comes after \"nope\", which is not a node of this task"]),
             (#"{"goal":"g","nodes":[{"name":"a","after":["c"]},{"name":"b","after":["a"]},{"name":"c","after":["b"]}]}"#,
-             ["cycle", "\"a\" -> \"c\" -> \"b\" -> \"a\""]),
-            (#"{"goal":"g","nodes":[{"name":"self","after":["self"]}]}"#, ["cycle", "\"self\""]),
-            (#"{"goal":"g","nodes":[{"name":"a","max_attempts":0}]}"#, ["max_attempts"]),
-            (#"{"goal":"g","nodes":[{"name":"a","dependencies":[]}]}"#, ["unknown key \"dependencies\""]),
-            (#"{"nodes":[]}"#, ["goal"]),
-            ("{not json", ["not valid JSON"]),
+             ["cycle: \"a\" -> \"b\" -> \"c\" -> \"a\""]),
+            (#"{"goal":"g","nodes":[{"name":"self","after":"self"}]}"#, ["node \"self\" cannot come after itself"]),
+            (#"{"goal":"g","nodes":[{"name":"a","max_attempts":0}]}"#, ["node \"a\": `max_attempts`"]),
+            (#"{"goal":"g","nodes":[{"name":"a","dependencies":[]}]}"#, ["node \"a\" has an unknown key `dependencies`"]),
+            (#"{"goal":"g","nodes":[{},{"after":["a"]}]}"#, ["nodes[1] comes after \"a\""]),
+            (#"{"nodes":[]}"#, ["stdin: `goal` must be a string"]),
+            ("{not json", ["stdin: not valid JSON"]),
         ]
         for (file, mentions) in cases {
             let result = try cli(daemon, ["submit", "-"], stdin: file)

@@ -1,6 +1,6 @@
 // The tool layer against a scripted daemon: what each tool sends, in which order, and what it
-// makes of the answers (lock order and rollback, capped waits, the session's own leases,
-// heartbeats, a connection that ends).
+// makes of the answers (the graph task_create sends, lock order and rollback, capped waits,
+// the session's own leases, heartbeats, a connection that ends), and the small helpers.
 
 import XCTest
 import Foundation
@@ -219,6 +219,50 @@ final class AgentdToolsTests: XCTestCase {
         XCTAssertEqual(outcome.structured["reason"], "NO_LEASE")
         XCTAssertTrue(outcome.structured["error"]?.stringValue?.contains("another agent (someone) holds it now") == true)
         XCTAssertTrue(outcome.text.hasPrefix("Error (NO_LEASE): "))
+    }
+
+    func testTaskCreateRequiresNamesAndSendsTheGraphWithIds() async throws {
+        let link = ScriptedLink { method, _ in
+            method == "RegisterTask" ? .success(["task_id": "t-1"]) : .failure(AgentdError(code: -32601, message: method, reason: nil))
+        }
+        let tools = tools(link)
+        let unnamed = await tools.call("task_create", ["goal": "g", "nodes": [["name": "a"], ["after": ["a"]]]])
+        XCTAssertTrue(unnamed.isError)
+        XCTAssertEqual(unnamed.structured["reason"], "INVALID_DAG")
+        XCTAssertEqual(unnamed.structured["error"], "nodes[1] needs a `name` (a non-empty string)")
+        XCTAssertEqual(link.methods, [], "a refused graph sends nothing")
+
+        let created = await tools.call("task_create", ["goal": "g", "nodes": [["name": "a"], ["name": "b", "after": "a"]]])
+        XCTAssertFalse(created.isError, "\(created.structured)")
+        XCTAssertEqual(link.methods, ["RegisterTask"])
+        let params = link.requests[0].params
+        XCTAssertEqual(params["goal"], "g")
+        XCTAssertEqual(params["context"], [:], "task_create always sends a context")
+        let ids = try XCTUnwrap(created.structured["nodes"])
+        let a = try XCTUnwrap(ids["a"]?.stringValue), b = try XCTUnwrap(ids["b"]?.stringValue)
+        XCTAssertEqual(params["initial_nodes"], [
+            ["id": .string(a), "name": "a", "dependencies": [], "payload_schema": [:]],
+            ["id": .string(b), "name": "b", "dependencies": [.string(a)], "payload_schema": [:]],
+        ])
+        XCTAssertEqual(created.structured["task_id"], "t-1")
+    }
+
+    func testLockKeysAreUniqueAndInByteOrder() {
+        XCTAssertEqual(LockPlan.order(["file:b", "file:a", "file:b", "File:z", "file:a/x"]),
+                       ["File:z", "file:a", "file:a/x", "file:b"])
+    }
+
+    func testWaitsAreCappedAtFiftySeconds() {
+        XCTAssertEqual(AgentdTools.waitMilliseconds(20), 20_000)
+        XCTAssertEqual(AgentdTools.waitMilliseconds(0.25), 250)
+        XCTAssertEqual(AgentdTools.waitMilliseconds(600), 50_000)
+        XCTAssertEqual(AgentdTools.waitMilliseconds(-1), 0)
+    }
+
+    func testTheAgentNameComesFromTheFlagTheEnvironmentOrThePid() {
+        XCTAssertEqual(MCPCommand.agentName("flag", environment: ["AGENTD_AGENT": "env"]), "flag")
+        XCTAssertEqual(MCPCommand.agentName(nil, environment: ["AGENTD_AGENT": "env"]), "env")
+        XCTAssertEqual(MCPCommand.agentName(nil, environment: [:]), "mcp-\(getpid())")
     }
 
     func testDaemonErrorsAndBadArgumentsBecomeErrorResultsWithANextStep() async {
