@@ -22,9 +22,11 @@ let package = Package(
         .systemLibrary(name: "CUV", path: "Sources/CUV", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "Reactor", dependencies: ["CUV"], swiftSettings: releaseSettings),
+        // Test-only: a SQLite VFS that keeps unsynced writes in memory, so a kill is a power cut.
+        .target(name: "CPowerLoss", path: "Sources/CPowerLoss", linkerSettings: [.linkedLibrary("sqlite3")]),
         .executableTarget(
             name: "agentd",
-            dependencies: ["Reactor", "CSQLite"],
+            dependencies: ["Reactor", "CSQLite", "CPowerLoss"],
             swiftSettings: releaseSettings
         ),
         .executableTarget(

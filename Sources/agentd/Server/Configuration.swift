@@ -9,8 +9,19 @@ struct Configuration {
     var nodeTimeoutSecs: Int64 = 300
     var contextEventLimit: Int = 50
     var sync: Store.SyncMode = .normal
+    /// `--sync normal`: the WAL is synced (off the loop thread) at most this long after a commit.
+    var syncIntervalMs: Int64 = 50
+    static let syncIntervalRange: ClosedRange<Int64> = 1...60_000
     /// AGENTD_TEST_MAX_PAGE_COUNT: caps the database so writes fail (fault tests only).
     var testMaxPageCount: Int64?
+    /// AGENTD_TEST_POWER_LOSS=1: SQLite runs on the power-loss simulator (CPowerLoss), so that a
+    /// SIGKILL loses what a power cut would (crash harness and tests only).
+    var testPowerLoss = false
+    /// AGENTD_TEST_CHECKPOINT_MARK=PATH (with the simulator): the first database write of a
+    /// checkpoint creates PATH and pauses, so a harness can cut the power in the middle of it.
+    var testCheckpointMark: String?
+    /// AGENTD_TEST_CHECKPOINT_PAGES=N: a background checkpoint starts at N WAL pages, not 10,000.
+    var testCheckpointPages: Int64?
 
     struct Problem: Error, CustomStringConvertible {
         var description: String
@@ -37,6 +48,23 @@ struct Configuration {
         if let pages = env["AGENTD_TEST_MAX_PAGE_COUNT"] {
             config.testMaxPageCount = try nonNegative(pages, setting: "AGENTD_TEST_MAX_PAGE_COUNT")
         }
+        if let interval = env["AGENTD_SYNC_INTERVAL_MS"] {
+            config.syncIntervalMs = try syncInterval(interval, setting: "AGENTD_SYNC_INTERVAL_MS")
+        }
+        if let flag = env["AGENTD_TEST_POWER_LOSS"] {
+            guard flag == "0" || flag == "1" else {
+                throw Problem(description: "AGENTD_TEST_POWER_LOSS must be 0 or 1, not \"\(flag)\"")
+            }
+            config.testPowerLoss = flag == "1"
+        }
+        if let mark = env["AGENTD_TEST_CHECKPOINT_MARK"], !mark.isEmpty { config.testCheckpointMark = mark }
+        if let pages = env["AGENTD_TEST_CHECKPOINT_PAGES"] {
+            let value = try nonNegative(pages, setting: "AGENTD_TEST_CHECKPOINT_PAGES")
+            guard value >= 1, value <= 1_000_000 else {
+                throw Problem(description: "AGENTD_TEST_CHECKPOINT_PAGES must be from 1 to 1000000, not \"\(pages)\"")
+            }
+            config.testCheckpointPages = value
+        }
         if let limit = env["AGENTD_CONTEXT_EVENT_LIMIT"] {
             config.contextEventLimit = Int(try nonNegative(limit, setting: "AGENTD_CONTEXT_EVENT_LIMIT"))
         }
@@ -62,6 +90,8 @@ struct Configuration {
                     throw Problem(description: "--sync must be normal or full, not \(text)")
                 }
                 config.sync = mode
+            case "--sync-interval" where allowServeFlags:
+                config.syncIntervalMs = try syncInterval(try value(), setting: "--sync-interval")
             default:
                 throw Problem(description: "unknown option: \(flag)")
             }
@@ -72,6 +102,13 @@ struct Configuration {
     private static func nonNegative(_ text: String, setting: String) throws -> Int64 {
         guard let value = Int64(text.trimmingSpaces), value >= 0, value <= 100 * 365 * 86_400 else {
             throw Problem(description: "\(setting) must be a whole number of at least 0, not \"\(text)\"")
+        }
+        return value
+    }
+
+    private static func syncInterval(_ text: String, setting: String) throws -> Int64 {
+        guard let value = Int64(text.trimmingSpaces), syncIntervalRange.contains(value) else {
+            throw Problem(description: "\(setting) must be a whole number of milliseconds from \(syncIntervalRange.lowerBound) to \(syncIntervalRange.upperBound), not \"\(text)\"")
         }
         return value
     }

@@ -1,3 +1,5 @@
+import CPowerLoss
+import CSQLite
 import Glibc
 import Reactor
 
@@ -43,7 +45,13 @@ enum Daemon {
                               publish: (Server) -> Void) throws -> Int32 {
         let databaseLock = try claimDatabase(config.databasePath)
         defer { close(databaseLock) }
-        let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
+        if config.testPowerLoss {
+            let rc = agentd_powerloss_install(config.testCheckpointMark, config.testCheckpointMark == nil ? 0 : 500)
+            guard rc == SQLITE_OK else { throw StartError(description: "cannot install the power-loss simulator (SQLite code \(rc))") }
+            Log.info("test: SQLite runs on the power-loss simulator; a kill loses every write not yet synced")
+        }
+        let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount,
+                              checkpointPages: config.testCheckpointPages.map { Int32($0) })
         let clock = SystemClock()
         let coordinator = Coordinator(
             settings: .init(nodeTimeoutSecs: config.nodeTimeoutSecs, contextEventLimit: config.contextEventLimit),
@@ -56,12 +64,18 @@ enum Daemon {
         let handler = RequestHandler(
             coordinator: coordinator,
             storeFacts: .init(schemaVersion: store.schemaVersion, latestSchemaVersion: Schema.latestVersion))
+        let walSync = store.walSyncer.map { WALSyncSchedule(loop: loop, syncer: $0, intervalMs: config.syncIntervalMs) }
         let server = Server(loop: loop, clock: clock, coordinator: coordinator, store: store,
-                            handler: handler, listener: listener)
+                            handler: handler, listener: listener, walSync: walSync)
         publish(server)
         server.start()
-        Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(config.sync.rawValue))")
+        let syncText = config.sync == .full ? "full" : "normal, WAL synced within \(config.syncIntervalMs) ms"
+        Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(syncText))")
         loop.run()
+        if config.sync == .normal {
+            // What the last turns committed goes to disk now, not at a background sync that ended with the loop.
+            do { try store.syncWALNow() } catch { Log.error("\(error)") }
+        }
         Log.info("stopped")
         return 0
     }

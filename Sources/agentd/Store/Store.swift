@@ -8,22 +8,28 @@ final class Store {
     }
 
     let path: String
+    let sync: SyncMode
     let db: SQLiteConnection
     private let statements: Statements
     /// SQLite's automatic checkpoint would stall a commit on the loop thread for milliseconds;
     /// this second connection checkpoints instead, on a background thread (WAL allows it).
     private let checkpointer: SQLiteConnection
     /// About 40 MB of WAL: a page rewritten by many commits is copied to the database once.
-    private let checkpointThresholdPages: Int32 = 10000
+    private let checkpointThresholdPages: Int32
+    /// `--sync normal` only: syncs the WAL on a background thread (see WALSyncer).
+    let walSyncer: WALSyncer?
     /// Frames in the WAL after the last commit, as SQLite's wal hook reports them.
     fileprivate(set) var walPages: Int32 = 0
     private(set) var checkpointRunning = false
 
     /// `maxPageCount` caps the database file (SQLite's max_page_count): a test-only way to make
-    /// the disk refuse writes, so that the crash-only path can be exercised.
-    init(path: String, sync: SyncMode, maxPageCount: Int64? = nil) throws {
+    /// the disk refuse writes, so that the crash-only path can be exercised. `checkpointPages`
+    /// (test-only) lowers the WAL size that starts a background checkpoint.
+    init(path: String, sync: SyncMode, maxPageCount: Int64? = nil, checkpointPages: Int32? = nil) throws {
         Store.configureSQLiteOnce
         self.path = path
+        self.sync = sync
+        checkpointThresholdPages = checkpointPages ?? 10000
         db = try SQLiteConnection(path: path)
         _ = agentd_sqlite3_no_checkpoint_on_close(db.handle)
         // Nothing may be written to a file that turns out not to be a sound database: check it
@@ -50,6 +56,7 @@ final class Store {
         // A connection that has not read the file yet does not know it is in WAL mode, and its
         // checkpoints would do nothing.
         try checkpointer.exec("PRAGMA journal_mode = WAL")
+        walSyncer = sync == .normal ? try WALSyncer(path: path) : nil
         sqlite3_wal_hook(db.handle, recordWALSize, Unmanaged.passUnretained(self).toOpaque())
     }
 
@@ -118,6 +125,12 @@ final class Store {
     /// Throws if anything fails; the caller must then stop without answering the batch.
     func commit(_ changes: inout ChangeSet, from coordinator: Coordinator) throws {
         guard !changes.isEmpty else { return }
+        // A fencing reservation is on disk before any token from it leaves, whatever the mode.
+        // (PRAGMA synchronous takes effect when it is compiled, so it cannot be a prepared statement;
+        // SQLite refuses it inside a transaction, so it brackets the BEGIN ... COMMIT.)
+        let synced = sync == .normal && changes.fencingReservationMoved
+        if synced { try db.exec("PRAGMA synchronous = FULL") }
+        defer { if synced { try? db.exec("PRAGMA synchronous = NORMAL") } }
         try statements.begin.run()
         do {
             try write(changes, from: coordinator)
