@@ -58,7 +58,6 @@ static sqlite3_vfs *realVfs;
 static sqlite3_vfs powerLossVfs;
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
 static Node *nodes;
-static sqlite3_int64 pendingBlocks;
 static char *markPath;
 static int pauseMs;
 
@@ -103,7 +102,6 @@ static void dropBlocks(Node *node) {
         free(node->slots[i]);
     }
     free(node->slots);
-    pendingBlocks -= (sqlite3_int64)node->count;
     node->slots = NULL;
     node->capacity = 0;
     node->count = 0;
@@ -138,7 +136,6 @@ static int blockForWriting(Node *node, sqlite3_file *real, sqlite3_int64 index, 
         }
         placeBlock(node, block);
         node->count++;
-        pendingBlocks++;
     }
     *result = block;
     return SQLITE_OK;
@@ -297,7 +294,6 @@ static int plTruncate(sqlite3_file *file, sqlite3_int64 size) {
         if (block->index * BLOCK_SIZE >= size) {
             free(block);
             node->slots[i] = NULL;
-            pendingBlocks--;
             continue;
         }
         kept++;
@@ -539,11 +535,4 @@ int agentd_powerloss_install(const char *mark_path, int pause_ms) {
         .xCurrentTimeInt64 = plCurrentTimeInt64,
     };
     return sqlite3_vfs_register(&powerLossVfs, 1);
-}
-
-long long agentd_powerloss_pending_bytes(void) {
-    pthread_mutex_lock(&mutex);
-    long long bytes = pendingBlocks * BLOCK_SIZE;
-    pthread_mutex_unlock(&mutex);
-    return bytes;
 }

@@ -25,9 +25,6 @@ extern "C" {
 // Returns SQLITE_OK, or an SQLite error code. `mark_path` may be NULL (copied).
 int agentd_powerloss_install(const char *mark_path, int pause_ms);
 
-// How many bytes are pending (written, not yet synced) across all files: for tests.
-long long agentd_powerloss_pending_bytes(void);
-
 #ifdef __cplusplus
 }
 #endif

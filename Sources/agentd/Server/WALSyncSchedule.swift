@@ -19,8 +19,6 @@ final class WALSyncSchedule {
     private var running = false
     /// The timer fired while a sync was running: start another as soon as it ends.
     private var owed = false
-    /// Syncs finished so far.
-    private(set) var completed: UInt64 = 0
 
     init(loop: EventLoop, syncer: WALSyncer, intervalMs: Int64) {
         self.loop = loop
@@ -59,7 +57,6 @@ final class WALSyncSchedule {
                 Log.error("syncing the WAL failed (SQLite code \(rc)); exiting: acknowledged changes may not be on disk")
                 exit(1)
             }
-            self.completed += 1
             if self.owed {
                 self.owed = false
                 self.start()
