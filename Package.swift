@@ -40,7 +40,7 @@ let package = Package(
         // The Coordinator: the pure state machine (tasks, leases, locks, journal, waiters). No I/O.
         .target(name: "AgentdCore", dependencies: ["AgentdBase"], swiftSettings: daemonSettings),
         // The Store: the only code that speaks SQL.
-        .target(name: "AgentdStore", dependencies: ["AgentdCore", "AgentdBase", "CSQLite"],
+        .target(name: "AgentdStore", dependencies: ["AgentdCore", "AgentdBase", "CSQLite", "CPowerLoss"],
                 swiftSettings: daemonSettings),
         // The protocol: request decoding, the method table, result encoding, DescribeInterface.
         .target(name: "AgentdProtocol", dependencies: ["AgentdCore", "AgentdBase"],
@@ -48,6 +48,8 @@ let package = Package(
         // The Linux calls Swift's Glibc module lacks (prctl is variadic; memfd_create and pipe2
         // sit behind _GNU_SOURCE), for the commands `agentd lock` and `agentd work` run.
         .target(name: "CProcess"),
+        // Test-only: a SQLite VFS that keeps unsynced writes in memory, so a kill is a power cut.
+        .target(name: "CPowerLoss", path: "Sources/CPowerLoss", linkerSettings: [.linkedLibrary("sqlite3")]),
         // The one client of the socket: the CLI, the tests and the bench share it.
         .target(name: "AgentdClient", dependencies: ["AgentdBase", "COpenSSL"]),
         // `agentd mcp`: a stdio MCP server that is a client of the socket (a process of its own,

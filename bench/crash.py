@@ -23,6 +23,31 @@ Prints one summary line, `rounds R, acknowledged N, lost L`, and exits 1 when an
 acknowledged was lost or an invariant broke (each problem on its own line before it).
 
     python3 bench/crash.py --agentd .build/release/agentd --sync normal
+
+With `--power-loss` the daemon runs on the power-loss simulator (AGENTD_TEST_POWER_LOSS=1: a
+SQLite VFS that keeps every write since a file's last sync in memory), so each kill is a power
+cut: what was not synced is gone. What a mode promises is then checked:
+
+- `--sync full`: nothing acknowledged is lost;
+- `--sync normal`: nothing acknowledged more than the sync interval plus `--window-margin`
+  before the cut is lost; what was acknowledged later is treated like a request still in
+  flight (there whole or not at all);
+- in both, fencing tokens never repeat (a token handed out just before the cut included),
+  every journal stays gapless, and `PRAGMA integrity_check` is ok on the files as the cut left
+  them (a copy of the database and its WAL, opened by Python's sqlite3).
+
+Every third round runs a light load (each connection idles up to 20 ms between requests): no
+checkpoint comes, and only the interval sync bounds what a cut takes.
+
+Every `--checkpoint-every`th round cuts in the middle of a checkpoint on purpose: the daemon
+checkpoints at a low WAL size (AGENTD_TEST_CHECKPOINT_PAGES) and its first write to the
+database file of a checkpoint creates a mark file and pauses (AGENTD_TEST_CHECKPOINT_MARK);
+the harness cuts as soon as the mark appears. Other rounds checkpoint at random low sizes,
+so cuts also land around WAL restarts. Before each restart the -shm file is left, deleted or
+overwritten with garbage (after a power cut it holds anything).
+
+    python3 bench/crash.py --power-loss --sync full
+    python3 bench/crash.py --power-loss --sync normal
 """
 
 import argparse
@@ -101,7 +126,7 @@ class Client:
 class Record:
     """One request and, if it came, its answer."""
 
-    __slots__ = ("round", "method", "params", "sent", "received", "answer", "tag")
+    __slots__ = ("round", "method", "params", "sent", "received", "answer", "tag", "uncertain")
 
     def __init__(self, round_, method, params, tag=None):
         self.round = round_
@@ -111,14 +136,22 @@ class Record:
         self.sent = time.time()
         self.received = None
         self.answer = None
+        # Acknowledged within the window a power cut may take (normal mode): checked like a
+        # request still in flight, there or not.
+        self.uncertain = False
+
+    @property
+    def acknowledged(self):
+        """A success answer reached the client (whether or not the mode promises it survives)."""
+        return self.answer is not None and "result" in self.answer and "error" not in self.answer
 
     @property
     def answered(self):
-        return self.answer is not None
+        return self.answer is not None and not self.uncertain
 
     @property
     def ok(self):
-        return self.answer is not None and "result" in self.answer and "error" not in self.answer
+        return self.acknowledged and not self.uncertain
 
     @property
     def result(self):
@@ -126,25 +159,31 @@ class Record:
 
 
 class Daemon:
-    def __init__(self, binary, directory, sync, node_timeout):
+    def __init__(self, binary, directory, sync, node_timeout, sync_interval=None, power_loss=False):
         self.binary = binary
         self.directory = directory
         self.socket = os.path.join(directory, "d.sock")
         self.db = os.path.join(directory, "state.db")
         self.sync = sync
         self.node_timeout = node_timeout
+        self.sync_interval = sync_interval
+        self.power_loss = power_loss
         self.process = None
         self.starts = 0
 
-    def start(self, timeout=15.0):
+    def start(self, timeout=15.0, extra_env=None):
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTD_")}
         env["AGENTD_HOME"] = os.path.join(self.directory, "home")
+        if self.power_loss:
+            env["AGENTD_TEST_POWER_LOSS"] = "1"
+        env.update(extra_env or {})
+        arguments = [self.binary, "serve", "--socket", self.socket, "--db", self.db, "--sync", self.sync,
+                     "--node-timeout", str(self.node_timeout)]
+        if self.sync_interval is not None:
+            arguments += ["--sync-interval", str(self.sync_interval)]
         log = open(os.path.join(self.directory, "stderr.%d.log" % self.starts), "wb")
-        self.process = subprocess.Popen(
-            [self.binary, "serve", "--socket", self.socket, "--db", self.db, "--sync", self.sync,
-             "--node-timeout", str(self.node_timeout)],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.process = subprocess.Popen(arguments, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         deadline = time.time() + timeout
         while True:
@@ -184,8 +223,9 @@ class Shared:
 
 
 class Worker(threading.Thread):
-    def __init__(self, number, round_, path, shared, rng, stop, keys):
+    def __init__(self, number, round_, path, shared, rng, stop, keys, pause=0.0):
         super().__init__(daemon=True)
+        self.pause = pause  # longest idle time between requests (light load), seconds
         self.number = number
         self.round = round_
         self.path = path
@@ -210,6 +250,8 @@ class Worker(threading.Thread):
             return
         try:
             while not self.stop.is_set():
+                if self.pause:
+                    time.sleep(self.rng.uniform(0, self.pause))
                 if self.rng.random() < 0.15:
                     self.burst()
                 else:
@@ -384,6 +426,10 @@ class Checker:
         self.last_round = []  # the records of the round just killed
         self.max_token_before = 0  # the highest fencing token acknowledged in earlier rounds
         self.seen_tokens = {}
+        self.window = 0.0  # seconds before a cut in which acknowledged writes may be lost
+        self.in_window = 0  # acknowledged writes that fell in that window
+        self.window_lost = set()  # of those, the writes the restart did not have (allowed)
+        self.oldest_lost = 0.0  # how long before its cut the oldest of them was acknowledged
 
     def fail(self, lost, text):
         self.problems[("LOST: " if lost else "VIOLATION: ") + text] = lost
@@ -393,6 +439,11 @@ class Checker:
         return sum(1 for lost in self.problems.values() if lost)
 
     def add_round(self, records):
+        if self.window > 0:
+            for r in records:
+                if r.acknowledged and r.received > self.kill_time - self.window:
+                    r.uncertain = True
+                    self.in_window += 1
         self.records.extend(records)
         self.last_round = records
 
@@ -423,8 +474,12 @@ class Checker:
             for event in journal:
                 events[event["id"]] = event
 
-        self.acknowledged = sum(1 for r in self.records if r.ok)
-        self.check_durable(statuses, nodes, events)
+        self.acknowledged = sum(1 for r in self.records if r.acknowledged)
+        self.check_durable(statuses, nodes, events, self.records, lambda r: r.ok,
+                           lambda r, text: self.fail(True, text))
+        # What the cut was allowed to take: counted, not a failure.
+        self.check_durable(statuses, nodes, events, self.last_round, lambda r: r.uncertain and r.acknowledged,
+                           self.lost_in_window)
         self.check_unanswered_batches(statuses, nodes)
         self.check_leases(round_, nodes, journals, before, after)
         self.check_locks(round_, locks, before, after)
@@ -468,46 +523,52 @@ class Checker:
             journals.append(events)
         return journals
 
-    def check_durable(self, statuses, nodes, events):
-        for r in self.records:
-            if r.method != "RegisterTask" or not r.ok:
+    def lost_in_window(self, record, text):
+        if id(record) not in self.window_lost:
+            self.window_lost.add(id(record))
+            self.oldest_lost = max(self.oldest_lost, self.kill_time - record.received)
+
+    def check_durable(self, statuses, nodes, events, records, chosen, lost):
+        """Every chosen acknowledged write is there; `lost(record, text)` for each that is not."""
+        for r in records:
+            if r.method != "RegisterTask" or not chosen(r):
                 continue
             task_id = r.result["task_id"]
             status = statuses.get(task_id)
             if status is None:
-                self.fail(True, "RegisterTask acknowledged %s is gone" % task_id)
+                lost(r, "RegisterTask acknowledged %s is gone" % task_id)
                 continue
             if status["task"]["goal"] != r.params["goal"]:
-                self.fail(True, "task %s goal %r, registered %r" % (task_id, status["task"]["goal"], r.params["goal"]))
+                lost(r, "task %s goal %r, registered %r" % (task_id, status["task"]["goal"], r.params["goal"]))
             ids = [n["id"] for n in status["nodes"]]
             sent = [n["id"] for n in r.params["initial_nodes"]]
             if ids[:len(sent)] != sent:
-                self.fail(True, "task %s nodes %s, registered %s first" % (task_id, ids, sent))
-        for r in self.records:
-            if not r.ok:
+                lost(r, "task %s nodes %s, registered %s first" % (task_id, ids, sent))
+        for r in records:
+            if not chosen(r):
                 continue
             p = r.params
             if r.method == "AddNodes":
                 for node in p["nodes"]:
                     if node["id"] not in nodes:
-                        self.fail(True, "AddNodes acknowledged node %s is gone" % node["id"])
+                        lost(r, "AddNodes acknowledged node %s is gone" % node["id"])
             elif r.method in ("CompleteNode", "FailNode"):
                 want = "COMPLETED" if r.method == "CompleteNode" else "FAILED"
                 payload = p["result_payload"] if r.method == "CompleteNode" else p["error_payload"]
                 node = nodes.get(p["node_id"])
                 if node is None or node["status"] != want or canonical(node["result_payload"]) != canonical(payload):
-                    self.fail(True, "%s acknowledged for node %s, now %s" % (
+                    lost(r, "%s acknowledged for node %s, now %s" % (
                         r.method, p["node_id"], None if node is None else (node["status"], node["result_payload"])))
                 event = events.get(r.result["event_id"])
                 action = "COMPLETE_NODE" if r.method == "CompleteNode" else "FAIL_NODE"
                 if event is None or event["action_type"] != action or event["node_id"] != p["node_id"]:
-                    self.fail(True, "%s event %s is not in the journal (%s)" % (r.method, r.result["event_id"], event))
+                    lost(r, "%s event %s is not in the journal (%s)" % (r.method, r.result["event_id"], event))
             elif r.method == "CommitEvent":
                 event = events.get(r.result["event_id"])
                 if (event is None or event["node_id"] != p["node_id"]
                         or event["action_type"] != p.get("action_type", "COMMIT_EVENT")
                         or canonical(event["payload"]) != canonical(p["payload"])):
-                    self.fail(True, "CommitEvent %s acknowledged, journal has %s" % (r.result["event_id"], event))
+                    lost(r, "CommitEvent %s acknowledged, journal has %s" % (r.result["event_id"], event))
 
     def check_unanswered_batches(self, statuses, nodes):
         """A batch is all or nothing: a RegisterTask or AddNodes unanswered at the kill is
@@ -650,7 +711,8 @@ class Checker:
                 self.fail(False, "lock %s grant %s should have expired by %.2f (now %.2f)" % (key, lease, hi, before))
 
     def check_tokens(self, round_):
-        mine = [r for r in self.last_round if r.method == "AcquireResourceLock" and r.ok and r.result is not None]
+        # Every token a client was handed counts, also one a power cut may have taken the grant of.
+        mine = [r for r in self.last_round if r.method == "AcquireResourceLock" and r.acknowledged and r.result is not None]
         for r in mine:
             token = r.result["fencing_token"]
             if token in self.seen_tokens and self.seen_tokens[token] is not r:
@@ -675,6 +737,41 @@ def tamper(path):
     db.close()
 
 
+def integrity_check(db_path, directory):
+    """PRAGMA integrity_check on the files as the kill left them: a copy of the database and its
+    WAL (not the -shm), so the check neither joins the dead daemon's wal-index nor changes what
+    the restart will read."""
+    import sqlite3
+    copy = tempfile.mkdtemp(prefix="integrity-", dir=directory)
+    try:
+        for suffix in ("", "-wal"):
+            if os.path.exists(db_path + suffix):
+                shutil.copyfile(db_path + suffix, os.path.join(copy, "state.db" + suffix))
+        db = sqlite3.connect(os.path.join(copy, "state.db"))
+        try:
+            return [row[0] for row in db.execute("PRAGMA integrity_check")]
+        finally:
+            db.close()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def disturb_shm(db_path, rng):
+    """After a power cut the -shm file holds anything: leave it, delete it, or fill it with garbage.
+    The first connection after a cut must rebuild the wal-index from the WAL regardless."""
+    shm = db_path + "-shm"
+    if not os.path.exists(shm):
+        return "absent"
+    choice = rng.choice(["kept", "deleted", "garbage"])
+    if choice == "deleted":
+        os.unlink(shm)
+    elif choice == "garbage":
+        size = os.path.getsize(shm)
+        with open(shm, "r+b") as f:
+            f.write(bytes(rng.getrandbits(8) for _ in range(size)))
+    return choice
+
+
 def find_binary(explicit):
     candidates = [explicit] if explicit else [os.environ.get("AGENTD_BIN"), ".build/release/agentd", ".build/debug/agentd"]
     for path in candidates:
@@ -696,6 +793,18 @@ def main():
     parser.add_argument("--tamper", action="store_true",
                         help="self-test: delete the newest rows behind the daemon's back before each restart; "
                              "the harness must then report losses")
+    parser.add_argument("--power-loss", action="store_true",
+                        help="run the daemon on the power-loss simulator: each kill loses what was not synced")
+    parser.add_argument("--sync-interval", type=int, default=None,
+                        help="the daemon's --sync-interval in ms (default: the daemon's, 50)")
+    parser.add_argument("--window-margin", type=float, default=0.25,
+                        help="power loss, normal mode: seconds of slack beyond the sync interval (default 0.25)")
+    parser.add_argument("--promised-window-ms", type=int, default=None,
+                        help="power loss, normal mode: the window the check allows, if not the sync interval "
+                             "(self-test: a longer --sync-interval with the default window must report losses)")
+    parser.add_argument("--checkpoint-every", type=int, default=4,
+                        help="power loss: every Nth round cuts in the middle of a checkpoint, and the others "
+                             "checkpoint at random low WAL sizes (0: neither; checkpoints at the daemon's size)")
     args = parser.parse_args()
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
@@ -703,20 +812,55 @@ def main():
     binary = find_binary(args.agentd)
     directory = tempfile.mkdtemp(prefix="agentd-crash-", dir="/tmp")
     os.makedirs(os.path.join(directory, "home"), mode=0o700)
-    daemon = Daemon(binary, directory, args.sync, node_timeout=5)
+    daemon = Daemon(binary, directory, args.sync, node_timeout=5, sync_interval=args.sync_interval,
+                    power_loss=args.power_loss)
     checker = Checker()
+    if args.power_loss and args.sync == "normal":
+        promised = args.promised_window_ms if args.promised_window_ms is not None else (args.sync_interval or 50)
+        checker.window = promised / 1000.0 + args.window_margin
+    mark = os.path.join(directory, "checkpoint.mark")
+    cut_rounds = {r for r in range(1, args.rounds + 1)
+                  if args.power_loss and args.checkpoint_every > 0 and r % args.checkpoint_every == 0}
+    light_rounds = {r for r in range(1, args.rounds + 1)
+                    if args.power_loss and r % 3 == 2 and r not in cut_rounds}
+    cuts_in_checkpoint = 0
+    shm_states = {}
+
+    def round_env(round_):
+        """Test-only settings of the daemon that serves round `round_`."""
+        if not args.power_loss or args.checkpoint_every <= 0 or round_ > args.rounds:
+            return {}
+        if round_ in cut_rounds:
+            return {"AGENTD_TEST_CHECKPOINT_PAGES": "200", "AGENTD_TEST_CHECKPOINT_MARK": mark}
+        if round_ in light_rounds:
+            return {}
+        pages = rng.choice([None, 300, 1000, 3000])
+        return {"AGENTD_TEST_CHECKPOINT_PAGES": str(pages)} if pages else {}
+
     status = 0
     try:
-        daemon.start()
+        daemon.start(extra_env=round_env(1))
         for round_ in range(1, args.rounds + 1):
             shared = Shared()
             stop = threading.Event()
             keys = ["r%d:k%d" % (round_, i) for i in range(12)]
-            workers = [Worker(i, round_, daemon.socket, shared, random.Random(rng.random()), stop, keys)
+            pause = 0.02 if round_ in light_rounds else 0.0
+            workers = [Worker(i, round_, daemon.socket, shared, random.Random(rng.random()), stop, keys, pause)
                        for i in range(args.workers)]
             for worker in workers:
                 worker.start()
-            time.sleep(rng.uniform(0.02, args.max_run))
+            if round_ in cut_rounds:
+                if os.path.exists(mark):
+                    os.unlink(mark)  # a checkpoint that began before the load: wait for the next one
+                # Cut while a checkpoint is copying pages into the database file (it pauses there).
+                deadline = time.time() + 10
+                while not os.path.exists(mark) and time.time() < deadline and daemon.process.poll() is None:
+                    time.sleep(0.001)
+                if os.path.exists(mark):
+                    cuts_in_checkpoint += 1
+                    os.unlink(mark)
+            else:
+                time.sleep(rng.uniform(0.02, args.max_run))
             daemon.kill()
             checker.kill_time = time.time()
             stop.set()
@@ -729,7 +873,13 @@ def main():
             checker.add_round([r for worker in workers for r in worker.records])
             if args.tamper:
                 tamper(daemon.db)
-            daemon.start()
+            findings = integrity_check(daemon.db, directory)
+            if findings != ["ok"]:
+                checker.fail(False, "integrity_check after the kill of round %d: %s" % (round_, "; ".join(findings[:10])))
+            if args.power_loss:
+                shm = disturb_shm(daemon.db, rng)
+                shm_states[shm] = shm_states.get(shm, 0) + 1
+            daemon.start(extra_env=round_env(round_ + 1))
             client = Client(daemon.socket)
             try:
                 checker.check(client, round_)
@@ -748,6 +898,16 @@ def main():
     for problem in checker.problems:
         print(problem)
     print("rounds %d, acknowledged %d, lost %d" % (args.rounds, checker.acknowledged, checker.lost))
+    if args.power_loss:
+        print("power loss (--sync %s): %d rounds of light load; %d of %d cuts in the middle of a checkpoint; integrity_check ok after every cut: %s; "
+              "-shm after the cuts: %s" % (
+                  args.sync, len(light_rounds), cuts_in_checkpoint, len(cut_rounds) if cut_rounds else 0,
+                  "yes" if not any("integrity_check" in p for p in checker.problems) else "NO",
+                  ", ".join("%s %d" % kv for kv in sorted(shm_states.items()))))
+        if checker.window > 0:
+            print("acknowledged within %.0f ms before a cut (may be lost in normal mode): %d, not kept: %d, "
+                  "the oldest of them acknowledged %.0f ms before its cut" % (
+                      checker.window * 1000, checker.in_window, len(checker.window_lost), checker.oldest_lost * 1000))
     if checker.problems:
         print("crash: %d problem(s); seed %d; state kept in %s" % (len(checker.problems), seed, directory), file=sys.stderr)
         status = 1

@@ -10,13 +10,16 @@ package final class Store {
     }
 
     package let path: String
+    package let sync: SyncMode
     package let db: SQLiteConnection
     private let statements: Statements
     /// SQLite's automatic checkpoint would stall a commit on the loop thread for milliseconds;
     /// this second connection checkpoints instead, on a background thread (WAL allows it).
     private let checkpointer: SQLiteConnection
     /// About 40 MB of WAL: a page rewritten by many commits is copied to the database once.
-    private let checkpointThresholdPages: Int32 = 10000
+    private let checkpointThresholdPages: Int32
+    /// `--sync normal` only: syncs the WAL on a background thread (see WALSyncer).
+    package let walSyncer: WALSyncer?
     /// Frames in the WAL after the last commit, as SQLite's wal hook reports them.
     fileprivate(set) var walPages: Int32 = 0
     private(set) var checkpointRunning = false
@@ -25,10 +28,13 @@ package final class Store {
     package var reportError: (String) -> Void = { _ in }
 
     /// `maxPageCount` caps the database file (SQLite's max_page_count): a test-only way to make
-    /// the disk refuse writes, so that the crash-only path can be exercised.
-    package init(path: String, sync: SyncMode, maxPageCount: Int64? = nil) throws {
+    /// the disk refuse writes, so that the crash-only path can be exercised. `checkpointPages`
+    /// (test-only) lowers the WAL size that starts a background checkpoint.
+    package init(path: String, sync: SyncMode, maxPageCount: Int64? = nil, checkpointPages: Int32? = nil) throws {
         Store.configureSQLiteOnce
         self.path = path
+        self.sync = sync
+        checkpointThresholdPages = checkpointPages ?? 10000
         db = try SQLiteConnection(path: path)
         _ = agentd_sqlite3_no_checkpoint_on_close(db.handle)
         // Nothing may be written to a file that turns out not to be a sound database: check it
@@ -65,6 +71,7 @@ package final class Store {
         // A connection that has not read the file yet does not know it is in WAL mode, and its
         // checkpoints would do nothing.
         try checkpointer.exec("PRAGMA journal_mode = WAL")
+        walSyncer = sync == .normal ? try WALSyncer(path: path) : nil
         sqlite3_wal_hook(db.handle, recordWALSize, Unmanaged.passUnretained(self).toOpaque())
     }
 
@@ -134,6 +141,12 @@ package final class Store {
     /// fails; the caller must then stop without answering the batch.
     package func commit(from coordinator: Coordinator) throws {
         guard !coordinator.changes.isEmpty else { return }
+        // A fencing reservation is on disk before any token from it leaves, whatever the mode.
+        // (PRAGMA synchronous takes effect when it is compiled, so it cannot be a prepared statement;
+        // SQLite refuses it inside a transaction, so it brackets the BEGIN ... COMMIT.)
+        let synced = sync == .normal && coordinator.changes.fencingReservationMoved
+        if synced { try db.exec("PRAGMA synchronous = FULL") }
+        defer { if synced { try? db.exec("PRAGMA synchronous = NORMAL") } }
         try statements.begin.run()
         do {
             try write(coordinator.changes, from: coordinator)

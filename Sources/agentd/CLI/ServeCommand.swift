@@ -17,9 +17,17 @@ struct ServeCommand: ParsableCommand {
           AGENTD_SOCKET_MODE          0600 (default, owner only) or 0660 (group too)
           AGENTD_NODE_TIMEOUT_SECS    node lease length, default 300
           AGENTD_CONTEXT_EVENT_LIMIT  journal events in a node's context, default 50
+          AGENTD_SYNC_INTERVAL_MS     --sync-interval: 1 to 60000, default 50
           AGENTD_ENV_FILE             default $AGENTD_HOME/.env
           AGENTD_LISTEN               tls://HOST:PORT[,...] (with the three below)
           AGENTD_TLS_CERT, AGENTD_TLS_KEY, AGENTD_TOKENS_FILE, AGENTD_MAX_CONNECTIONS
+        Every answer is sent after its change is committed. --sync normal (the default): a \
+        crash of the daemon loses nothing acknowledged; a power cut loses at most what was \
+        acknowledged in the last --sync-interval ms (plus the time of a WAL sync or two), as \
+        the WAL is synced off the loop thread at most that long after each commit. --sync full: \
+        nothing acknowledged is lost, even to a power cut (the WAL is synced before each \
+        answer; --sync-interval is not used). Fencing tokens never repeat in either mode: a \
+        block of them is synced before the first is handed out.
         SIGINT and SIGTERM stop the daemon cleanly. TCP is served only over TLS, each agent \
         with its token (docs/SCALING.md).
         """
@@ -48,6 +56,11 @@ struct ServeCommand: ParsableCommand {
                                valueName: "normal|full"),
             completion: .list(["normal", "full"]))
     var sync: String?
+
+    @Option(name: .long, parsing: .unconditional,
+            help: ArgumentHelp("With --sync normal, sync the WAL at most this long after a commit (default 50).",
+                               valueName: "ms"))
+    var syncInterval: String?
 
     @Option(name: .long, parsing: .unconditional,
             help: ArgumentHelp("The socket's mode: 0600 (owner only, the default) or 0660 (its group too).",
@@ -86,6 +99,7 @@ struct ServeCommand: ParsableCommand {
         add("--node-timeout", nodeTimeout)
         add("--context-event-limit", contextEventLimit)
         add("--sync", sync)
+        add("--sync-interval", syncInterval)
         add("--socket-mode", socketMode)
         for address in listen { add("--listen", address) }
         add("--tls-cert", tlsCert)

@@ -23,6 +23,17 @@ struct Configuration {
     var testMaxPageCount: Int64?
     /// The network listener (`--listen tls://...`); see Configuration+Network.swift.
     var network = NetworkSettings()
+    /// `--sync normal`: the WAL is synced (off the loop thread) at most this long after a commit.
+    var syncIntervalMs: Int64 = 50
+    static let syncIntervalRange: ClosedRange<Int64> = 1...60_000
+    /// AGENTD_TEST_POWER_LOSS=1: SQLite runs on the power-loss simulator (CPowerLoss), so that a
+    /// SIGKILL loses what a power cut would (crash harness and tests only).
+    var testPowerLoss = false
+    /// AGENTD_TEST_CHECKPOINT_MARK=PATH (with the simulator): the first database write of a
+    /// checkpoint creates PATH and pauses, so a harness can cut the power in the middle of it.
+    var testCheckpointMark: String?
+    /// AGENTD_TEST_CHECKPOINT_PAGES=N: a background checkpoint starts at N WAL pages, not 10,000.
+    var testCheckpointPages: Int64?
 
     struct Problem: Error, CustomStringConvertible {
         var description: String
@@ -52,6 +63,23 @@ struct Configuration {
         if let pages = env["AGENTD_TEST_MAX_PAGE_COUNT"] {
             config.testMaxPageCount = try nonNegative(pages, setting: "AGENTD_TEST_MAX_PAGE_COUNT")
         }
+        if let interval = env["AGENTD_SYNC_INTERVAL_MS"] {
+            config.syncIntervalMs = try syncInterval(interval, setting: "AGENTD_SYNC_INTERVAL_MS")
+        }
+        if let flag = env["AGENTD_TEST_POWER_LOSS"] {
+            guard flag == "0" || flag == "1" else {
+                throw Problem(description: "AGENTD_TEST_POWER_LOSS must be 0 or 1, not \"\(flag)\"")
+            }
+            config.testPowerLoss = flag == "1"
+        }
+        if let mark = env["AGENTD_TEST_CHECKPOINT_MARK"], !mark.isEmpty { config.testCheckpointMark = mark }
+        if let pages = env["AGENTD_TEST_CHECKPOINT_PAGES"] {
+            let value = try nonNegative(pages, setting: "AGENTD_TEST_CHECKPOINT_PAGES")
+            guard value >= 1, value <= 1_000_000 else {
+                throw Problem(description: "AGENTD_TEST_CHECKPOINT_PAGES must be from 1 to 1000000, not \"\(pages)\"")
+            }
+            config.testCheckpointPages = value
+        }
         if let limit = env["AGENTD_CONTEXT_EVENT_LIMIT"] {
             config.contextEventLimit = Int(try nonNegative(limit, setting: "AGENTD_CONTEXT_EVENT_LIMIT"))
         }
@@ -80,6 +108,8 @@ struct Configuration {
                     throw Problem(description: "--sync must be normal or full, not \(text)")
                 }
                 config.sync = mode
+            case "--sync-interval" where allowServeFlags:
+                config.syncIntervalMs = try syncInterval(try value(), setting: "--sync-interval")
             case _ where allowServeFlags && NetworkSettings.flags.contains(flag):
                 try config.network.read(flag: flag, value: try value(), userHome: userHome)
             default:
@@ -106,6 +136,13 @@ struct Configuration {
             throw Problem(description: "\(setting) must be 0600 or 0660 (octal), not \"\(text)\"")
         }
         return mode
+    }
+
+    private static func syncInterval(_ text: String, setting: String) throws -> Int64 {
+        guard let value = Int64(AgentdEnvironment.trimmed(text)), syncIntervalRange.contains(value) else {
+            throw Problem(description: "\(setting) must be a whole number of milliseconds from \(syncIntervalRange.lowerBound) to \(syncIntervalRange.upperBound), not \"\(text)\"")
+        }
+        return value
     }
 
     /// `sqlite://PATH` (also `sqlite:PATH`), with any `?options` dropped.

@@ -54,7 +54,12 @@ enum Daemon {
         // file would be the one thing it leaves behind.
         let databaseLock = config.isInMemory ? -1 : try claimDatabase(config.databasePath)
         defer { if databaseLock >= 0 { close(databaseLock) } }
-        let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount)
+        if config.testPowerLoss {
+            try Store.usePowerLossSimulator(checkpointMark: config.testCheckpointMark)
+            Log.info("test: SQLite runs on the power-loss simulator; a kill loses every write not yet synced")
+        }
+        let store = try Store(path: config.databasePath, sync: config.sync, maxPageCount: config.testMaxPageCount,
+                              checkpointPages: config.testCheckpointPages.map { Int32($0) })
         store.reportError = { Log.error($0) }
         let clock = SystemClock()
         let coordinator = Coordinator(
@@ -68,16 +73,22 @@ enum Daemon {
         let handler = RequestHandler(
             coordinator: coordinator,
             storeFacts: .init(schemaVersion: store.schemaVersion, latestSchemaVersion: Schema.latestVersion))
+        let walSync = store.walSyncer.map { WALSyncSchedule(loop: loop, syncer: $0, intervalMs: config.syncIntervalMs) }
         let server = Server(loop: loop, clock: clock, coordinator: coordinator, store: store,
-                            handler: handler, listener: listener)
+                            handler: handler, listener: listener, walSync: walSync)
         publish(server)
         if let network {
             server.network = network
             try network.listen { [unowned server] in server.acceptNetwork($0) }
         }
         server.start()
-        Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(config.sync.rawValue))")
+        let syncText = config.sync == .full ? "full" : "normal, WAL synced within \(config.syncIntervalMs) ms"
+        Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(syncText))")
         loop.run()
+        if config.sync == .normal {
+            // What the last turns committed goes to disk now, not at a background sync that ended with the loop.
+            do { try store.syncWALNow() } catch { Log.error("\(error)") }
+        }
         Log.info("stopped")
         return 0
     }

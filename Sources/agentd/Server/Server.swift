@@ -16,6 +16,8 @@ final class Server: ConnectionDelegate {
     private let handler: RequestHandler
     private let listener: UnixListener
     private let expiryTimer: Timer
+    /// `--sync normal`: syncs the WAL in the background within the interval of each commit.
+    private let walSync: WALSyncSchedule?
     private var armedDeadlineMs: Int64?
     private var connections: [UInt64: Connection] = [:]
     /// Connections with answers waiting for this turn's commit, by id.
@@ -35,7 +37,7 @@ final class Server: ConnectionDelegate {
     var network: NetworkAccess?
 
     init(loop: EventLoop, clock: SystemClock, coordinator: Coordinator, store: Store,
-         handler: RequestHandler, listener: UnixListener) {
+         handler: RequestHandler, listener: UnixListener, walSync: WALSyncSchedule? = nil) {
         self.loop = loop
         self.clock = clock
         self.coordinator = coordinator
@@ -45,6 +47,7 @@ final class Server: ConnectionDelegate {
         self.expiryTimer = Timer(loop: loop)
         self.streamTimer = Timer(loop: loop)
         handler.streamsBigAnswers = true
+        self.walSync = walSync
     }
 
     /// Starts serving: accepted connections, the end-of-turn commit, the expiry timer, signals.
@@ -235,8 +238,10 @@ final class Server: ConnectionDelegate {
     /// Crash-only: if the batch cannot be written, no client has been told yes for it. Exit
     /// non-zero without sending a thing; a restart recovers what was committed before.
     private func commitOrDie() {
+        let wrote = !coordinator.changes.isEmpty
         do {
             try store.commit(from: coordinator)
+            if wrote { walSync?.committed() }
         } catch {
             Log.error("commit failed, exiting without answering the batch: \(error)")
             exit(1)
@@ -277,6 +282,7 @@ final class Server: ConnectionDelegate {
             connection.closeAfterFlush()
         }
         expiryTimer.stop()
+        walSync?.stop()
         // A peer that never reads must not hold the exit up for ever.
         let deadline = Timer(loop: loop)
         deadline.start(afterMs: 2000) { [unowned self] in self.loop.stop() }
