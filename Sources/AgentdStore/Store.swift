@@ -71,7 +71,8 @@ package final class Store {
         // A connection that has not read the file yet does not know it is in WAL mode, and its
         // checkpoints would do nothing.
         try checkpointer.exec("PRAGMA journal_mode = WAL")
-        walSyncer = sync == .normal ? try WALSyncer(path: path) : nil
+        // An in-memory database has no WAL and nothing to lose to a power cut.
+        walSyncer = sync == .normal && path != ":memory:" ? try WALSyncer(path: path) : nil
         sqlite3_wal_hook(db.handle, recordWALSize, Unmanaged.passUnretained(self).toOpaque())
     }
 

@@ -85,7 +85,7 @@ enum Daemon {
         let syncText = config.sync == .full ? "full" : "normal, WAL synced within \(config.syncIntervalMs) ms"
         Log.info("serving \(config.socketPath) with database \(config.databasePath) (\(coordinator.totals.tasks) tasks, \(coordinator.totals.nodes) nodes loaded, sync \(syncText))")
         loop.run()
-        if config.sync == .normal {
+        if config.sync == .normal && !config.isInMemory {
             // What the last turns committed goes to disk now, not at a background sync that ended with the loop.
             do { try store.syncWALNow() } catch { Log.error("\(error)") }
         }

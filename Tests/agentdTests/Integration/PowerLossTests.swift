@@ -90,7 +90,7 @@ final class PowerLossTests: IntegrationTestCase {
         ] {
             let daemon = try makeDaemon(arguments, environment: environment, start: false)
             try daemon.start(waitReady: false)
-            XCTAssertEqual(try daemon.waitForExit(), .exited(2))
+            XCTAssertEqual(try daemon.waitForExit(), .exited(64))
             XCTAssertTrue(daemon.currentStderr.contains(name), "\(arguments) \(environment): \(daemon.currentStderr)")
         }
     }
