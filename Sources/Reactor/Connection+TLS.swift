@@ -6,11 +6,26 @@ import COpenSSL
 /// to `output` as plaintext and sealed into records only at `flush()`, i.e. after the turn's
 /// COMMIT, so commit-then-answer holds on TLS too.
 extension Connection {
-    /// Turns TLS on for a connection that has not started reading (TCPListener does this).
-    func enableTLS(_ context: TLSContext) -> Bool {
-        guard let session = TLSSession(context: context) else { return false }
+    /// Turns TLS on for a connection that has not started reading: the server side (TCPListener
+    /// does this) or, with a client context, the client side checking `serverName` (TCPConnector).
+    func enableTLS(_ context: TLSContext, serverName: String? = nil) -> Bool {
+        guard let session = TLSSession(context: context, serverName: serverName) else { return false }
         tls = session
         return true
+    }
+
+    /// A client session speaks first: sends the ClientHello. The replies drive the rest of the
+    /// handshake from `didReadSealed`, which runs `onTLSHandshake` when it is done.
+    func startClientHandshake() {
+        guard let tls, !tls.failed, !tls.handshakeDone else { return }
+        let status = SSL_do_handshake(tls.ssl)
+        let error = SSL_get_error(tls.ssl, status)
+        guard status != 1, error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE else {
+            failTLS()
+            return
+        }
+        moveRecordsOut()
+        flushSealed()
     }
 
     /// The negotiated TLS version ("TLSv1.3"), or nil for a plain connection or before the handshake.
@@ -40,6 +55,11 @@ extension Connection {
                 return
             }
             tls.handshakeDone = true
+            if let handshakeDone = onTLSHandshake {
+                onTLSHandshake = nil
+                handshakeDone()
+                if isClosed { return }
+            }
         }
         if framer.hasStashedLines {
             // Reading is off while lines are stashed, but keep order if bytes come anyway.
@@ -145,7 +165,7 @@ extension Connection {
         guard let tls, !tls.failed else { return }
         moveRecordsOut()
         tls.failed = true
-        _ = TLSContext.drainErrorQueue()
+        tlsFailure = tls.failureDescription()
         output.removeAll()
         tlsInputPending = false
         sentCloseNotify = true

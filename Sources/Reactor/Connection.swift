@@ -5,7 +5,7 @@ import Synchronization
 private let connectionIDs = Atomic<UInt64>(0)
 
 /// One connected stream socket (Unix, accepted by a UnixListener or made by UnixConnector; or TCP,
-/// accepted by a TCPListener, always with TLS), framed into lines on input and buffered on output.
+/// accepted by a TCPListener or made by TCPConnector, always with TLS), framed into lines on input and buffered on output.
 /// Input handling is in Connection+Reading.swift, output in Connection+Writing.swift, the TLS layer
 /// between the socket and both in Connection+TLS.swift.
 ///
@@ -58,15 +58,20 @@ public final class Connection {
     /// next flush(), even if a write completes in between (the owner may not have committed them yet).
     var flushedPrefix = 0
 
-    /// The TLS layer, for connections accepted by a TCPListener: `output` then holds plaintext and
+    /// The TLS layer, for TCP connections (either side): `output` then holds plaintext and
     /// `sealed` the records made from it at flush(), which are what the socket writes.
     var tls: TLSSession?
     var sealed: [UInt8] = []
     /// The TLS session may hold plaintext not yet handed to the framer (delivery stopped mid-read).
     var tlsInputPending = false
     var sentCloseNotify = false
-    /// Run after `connectionDidClose`, for the listener's count of its connections.
+    /// Run after `connectionDidClose`, for the listener's count of its connections (and for
+    /// TCPConnector while the handshake is under way).
     var onClosed: (() -> Void)?
+    /// Run once, when the TLS handshake completes (TCPConnector hands the connection over then).
+    var onTLSHandshake: (() -> Void)?
+    /// Why TLS failed (e.g. the server's certificate is not trusted); nil while it has not.
+    public internal(set) var tlsFailure: String?
 
     /// Takes over an initialized, connected pipe handle. Reading starts with `start()`, after the
     /// owner has had a chance to set the delegate.
@@ -94,7 +99,7 @@ public final class Connection {
     /// Unsent bytes: `output`, TLS records not yet written, and what a write in flight still holds.
     public var unsentByteCount: Int { output.count + sealed.count + inFlightCount }
 
-    /// True for a connection that speaks TLS (accepted by a TCPListener).
+    /// True for a connection that speaks TLS (a TCP connection, either side).
     public var isTLS: Bool { tls != nil }
 
     /// True while reading is paused, by the owner or by back-pressure.
@@ -153,6 +158,7 @@ public final class Connection {
         UnsafeMutableRawPointer(stream).deallocate()
         writeRequest.deallocate()
         tls = nil
+        onTLSHandshake = nil
         inFlight?.deallocate()
         inFlight = nil
         inFlightCapacity = 0

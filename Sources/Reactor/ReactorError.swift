@@ -10,6 +10,9 @@ public enum ReactorError: Error, Equatable {
     /// The path does not fit in sockaddr_un.sun_path (107 bytes plus the terminating NUL).
     case pathTooLong(String)
     case system(String, Int32)
+    /// The TLS handshake failed (e.g. the server's certificate is not trusted), or the peer closed
+    /// the connection during it.
+    case tls(String)
 }
 
 extension ReactorError: CustomStringConvertible {
@@ -19,6 +22,7 @@ extension ReactorError: CustomStringConvertible {
         case .notASocket(let path): return "\(path) exists and is not a socket"
         case .pathTooLong(let path): return "socket path too long (\(path.utf8.count) bytes): \(path)"
         case .system(let call, let code): return "\(call): \(String(cString: strerror(code)))"
+        case .tls(let why): return why
         }
     }
 }

@@ -31,7 +31,7 @@ public final class TCPListener {
                 onAccept: @escaping (Connection) -> Void) throws {
         self.maxLineBytes = maxLineBytes
         precondition(!loop.isClosed, "TCPListener on a closed EventLoop")
-        var storage = try TCPListener.resolve(host: host, port: port)
+        var storage = try resolveTCPAddress(host: host, port: port, passive: true)
         let tcp = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
         uv_tcp_init(loop.raw, tcp)
         tcp.pointee.data = nil
@@ -92,26 +92,6 @@ public final class TCPListener {
         loop.untrack(self)
     }
 
-    private static func resolve(host: String, port: Int) throws -> sockaddr_storage {
-        guard (0...65535).contains(port) else { throw ReactorError.system("port \(port)", EINVAL) }
-        var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var found: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &found)
-        guard status == 0, let first = found else {
-            throw ReactorError.system("cannot resolve \(host)", status == EAI_SYSTEM ? errno : EINVAL)
-        }
-        defer { freeaddrinfo(found) }
-        var storage = sockaddr_storage()
-        withUnsafeMutableBytes(of: &storage) { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr,
-                                                        count: Int(first.pointee.ai_addrlen)))
-        }
-        return storage
-    }
-
     private static func boundPort(_ tcp: UnsafeMutablePointer<uv_tcp_t>) -> Int? {
         var storage = sockaddr_storage()
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
@@ -139,4 +119,26 @@ private let tcpListenerClosed: uv_close_cb = { handle in
     let owner = Unmanaged<TCPListener>.fromOpaque(handle!.pointee.data)
     owner.takeUnretainedValue().didClose()
     owner.release()
+}
+
+/// The first address getaddrinfo gives for HOST:PORT (a numeric address, or a name resolved here,
+/// blocking): to bind (`passive`) or to connect to.
+func resolveTCPAddress(host: String, port: Int, passive: Bool) throws -> sockaddr_storage {
+    guard (0...65535).contains(port) else { throw ReactorError.system("port \(port)", EINVAL) }
+    var hints = addrinfo()
+    hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV
+    hints.ai_family = AF_UNSPEC
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var found: UnsafeMutablePointer<addrinfo>?
+    let status = getaddrinfo(host, String(port), &hints, &found)
+    guard status == 0, let first = found else {
+        throw ReactorError.system("cannot resolve \(host)", status == EAI_SYSTEM ? errno : EINVAL)
+    }
+    defer { freeaddrinfo(found) }
+    var storage = sockaddr_storage()
+    withUnsafeMutableBytes(of: &storage) { raw in
+        raw.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr,
+                                                    count: Int(first.pointee.ai_addrlen)))
+    }
+    return storage
 }

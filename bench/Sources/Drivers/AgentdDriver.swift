@@ -153,3 +153,24 @@ func isAgentdError(_ answer: UnsafeRawBufferPointer) -> Bool {
     let head = UnsafeRawBufferPointer(rebasing: answer[0..<min(answer.count, 48)])
     return head.find(AgentdAnswer.error) != nil
 }
+
+extension AgentdDriver {
+    /// Authenticate, the first request on a tls:// connection; its answer must name the agent.
+    static func authentication(token: String) -> Greeting {
+        var escaped = ""
+        for character in token.unicodeScalars {
+            switch character {
+            case "\"", "\\": escaped += "\\" + String(character)
+            case "\u{0}"..."\u{1F}": escaped += "\\u00" + (character.value < 16 ? "0" : "") + String(character.value, radix: 16)
+            default: escaped.unicodeScalars.append(character)
+            }
+        }
+        return Greeting(request: bytes(#"{"id":0,"method":"Authenticate","params":{"token":""# + escaped + "\"}}\n"),
+                        check: { answer in
+            if isAgentdError(answer) || answer.find(bytes(#""agent":""#)) == nil {
+                return "Authenticate refused: " + String(answer.text.prefix(300))
+            }
+            return nil
+        })
+    }
+}

@@ -1,22 +1,51 @@
 import Glibc
 import Reactor
 
+/// Where the server listens: a Unix socket, or `tls://HOST:PORT` (the server's certificate checked
+/// by `context`, a client TLSContext, against HOST).
+enum Endpoint: CustomStringConvertible {
+    case unix(path: String)
+    case tls(host: String, port: Int, context: TLSContext)
+
+    var description: String {
+        switch self {
+        case .unix(let path): return path
+        case .tls(let host, let port, _): return "tls://" + (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        }
+    }
+}
+
+/// A request every connection sends first, before any traffic (e.g. agentd's Authenticate on
+/// tls://), and the check of its one answer line: nil when the answer is what was hoped for, else
+/// what is wrong with it.
+struct Greeting {
+    let request: [UInt8]
+    let check: (UnsafeRawBufferPointer) -> String?
+}
+
 /// The one event loop of the bench and the server it talks to. Output of every connection leaves in
 /// one write per loop turn (the end-of-turn hook flushes the links that asked for it), as a client
 /// library batching its requests would.
 final class Harness {
     let loop: EventLoop
-    let socketPath: String
+    let endpoint: Endpoint
+    /// Sent first on every connection connectAll opens, and its answer checked.
+    let greeting: Greeting?
     private var pendingFlush: [Link] = []
 
-    init(socketPath: String) {
+    init(endpoint: Endpoint, greeting: Greeting? = nil) {
         do {
             loop = try EventLoop()
         } catch {
             fail("cannot create the event loop: \(error)")
         }
-        self.socketPath = socketPath
+        self.endpoint = endpoint
+        self.greeting = greeting
         loop.onEndOfTurn { [unowned self] in self.flushPending() }
+    }
+
+    convenience init(socketPath: String) {
+        self.init(endpoint: .unix(path: socketPath))
     }
 
     /// Flushes `link` at the end of this loop turn. For use inside loop callbacks.

@@ -50,6 +50,29 @@ enum ProcStats {
             inode = String(decoding: columns[6], as: UTF8.self)
         }
         guard let inode else { return nil }
+        return pidHolding(socketInode: inode)
+    }
+
+    /// The process that listens on TCP `port` (any local address, IPv4 or IPv6): the listening
+    /// socket's inode from /proc/net/tcp and tcp6, then the process holding it. Nil when not found.
+    static func pidListening(tcpPort port: Int) -> Int32? {
+        var hexPort = String(port, radix: 16, uppercase: true)
+        while hexPort.count < 4 { hexPort = "0" + hexPort }
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let rows = readSmallFile(table, limit: 64 << 20) else { continue }
+            for line in rows.split(separator: UInt8(ascii: "\n")).dropFirst() {
+                // sl local_address rem_address st ... inode; st 0A is LISTEN.
+                let columns = line.split(separator: UInt8(ascii: " "))
+                guard columns.count >= 10, String(decoding: columns[3], as: UTF8.self) == "0A",
+                      String(decoding: columns[1], as: UTF8.self).hasSuffix(":" + hexPort) else { continue }
+                if let pid = pidHolding(socketInode: String(decoding: columns[9], as: UTF8.self)) { return pid }
+            }
+        }
+        return nil
+    }
+
+    /// The process with an fd on the socket `inode`, or nil.
+    private static func pidHolding(socketInode inode: String) -> Int32? {
         let wanted = "socket:[\(inode)]"
         guard let proc = opendir("/proc") else { return nil }
         defer { closedir(proc) }

@@ -6,6 +6,10 @@ struct Options {
     var target = "agentd"
     var label = ""                       // names the target in reports (e.g. redis-aof); default: target
     var socket = ""
+    /// agentd over the network: `--connect tls://HOST:PORT`, then the token and CA files.
+    var connect = ""
+    var tokenFile = ""
+    var caFile = ""
     var connections = 64
     var pipeline = 1
     var durationSeconds = 10.0
@@ -29,7 +33,30 @@ struct Options {
     var handoffs = 2_000
     var verbose = false
 
-    var targetLabel: String { label.isEmpty ? target : label }
+    var targetLabel: String { label.isEmpty ? (connect.isEmpty ? target : target + "-tls") : label }
+
+    /// HOST and PORT of `--connect tls://HOST:PORT` (an IPv6 address in brackets), or nil.
+    var tlsAddress: (host: String, port: Int)? {
+        if connect.isEmpty { return nil }
+        guard connect.hasPrefix("tls://") else { fail("--connect: tls://HOST:PORT, not \(connect)") }
+        let rest = connect.dropFirst("tls://".count)
+        var host: Substring
+        var portText: Substring
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            portText = rest[close...].dropFirst()
+            guard portText.hasPrefix(":") else { fail("--connect: no port in \(connect)") }
+            portText = portText.dropFirst()
+        } else {
+            guard let colon = rest.lastIndex(of: ":") else { fail("--connect: no port in \(connect)") }
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
+            fail("--connect: tls://HOST:PORT, not \(connect)")
+        }
+        return (String(host), port)
+    }
 
     static let usage = """
     usage: bench SCENARIO [options]        (or --scenario SCENARIO)
@@ -38,7 +65,12 @@ struct Options {
 
       --target agentd|redis|beanstalkd   driver (default agentd; redis: locks; beanstalkd: leases)
       --socket PATH          server's Unix socket (agentd default: $AGENTD_SOCKET_PATH or ~/.agentd/agentd.sock)
-      --label NAME           target name in the report (default: the target)
+      --connect tls://HOST:PORT   agentd over TLS instead of the Unix socket (locks, leases, swarm):
+                             every connection authenticates first (the server's pid: --pid, or the
+                             owner of the listening port when it is on this machine)
+      --token-file FILE      with --connect: the agent's token (required)
+      --ca FILE              with --connect: the CA that signed the daemon's certificate (default: the system's)
+      --label NAME           target name in the report (default: the target, with -tls over --connect)
       -c, --connections N    connections (default 64)
       -P, --pipeline N       requests in flight per connection (default 1)
       --duration SECS        measured time (default 10)
@@ -86,6 +118,9 @@ struct Options {
             case "--target": options.target = value(argument)
             case "--label": options.label = value(argument)
             case "--socket": options.socket = value(argument)
+            case "--connect": options.connect = value(argument)
+            case "--token-file": options.tokenFile = value(argument)
+            case "--ca": options.caFile = value(argument)
             case "-c", "--connections": options.connections = number(argument)
             case "-P", "--pipeline": options.pipeline = number(argument)
             case "--duration": options.durationSeconds = seconds(argument)
@@ -122,6 +157,15 @@ struct Options {
         if options.scenario.isEmpty { fail("no scenario\n\(usage)") }
         if options.connections < 1 || options.pipeline < 1 { fail("connections and pipeline must be at least 1") }
         if options.durationSeconds == 0 && options.count == 0 { fail("--duration 0 needs a --count") }
+        if !options.connect.isEmpty {
+            _ = options.tlsAddress
+            if options.target != "agentd" { fail("--connect is for --target agentd") }
+            if !["locks", "leases", "swarm"].contains(options.scenario) { fail("--connect: locks, leases and swarm only") }
+            if options.bigReaderNodes > 0 { fail("--big-reader reads over the Unix socket; not with --connect") }
+            if options.tokenFile.isEmpty { fail("--connect needs --token-file") }
+        } else if !options.tokenFile.isEmpty || !options.caFile.isEmpty {
+            fail("--token-file and --ca go with --connect tls://HOST:PORT")
+        }
         if options.socket.isEmpty {
             if options.target != "agentd" { fail("--socket is required for --target \(options.target)") }
             options.socket = defaultAgentdSocket()
