@@ -679,6 +679,12 @@ class Holder:
         """A renewer (a thread, or a task) that renews every ``interval`` s, started."""
         raise NotImplementedError
 
+    def _stop_renewals(self) -> Any:
+        """A step: ends the renewals once one in progress has ended (in a thread it waits;
+        on an event loop it returns what to await)."""
+        renewer, self._renewer = self._renewer, None
+        return None if renewer is None else renewer.stop()
+
     def _halt_renewals(self) -> None:
         """Ends the renewals without waiting for one in progress to end."""
         renewer, self._renewer = self._renewer, None
@@ -729,8 +735,6 @@ class LeaseCore(Holder):
 
     if TYPE_CHECKING:
 
-        def _stop_heartbeat(self) -> Any: ...
-
         def complete(self, result: JSON = None) -> Any: ...
 
         def fail(self, error: JSON = None) -> Any: ...
@@ -772,6 +776,10 @@ class LeaseCore(Holder):
             connection.close()
             self._client._checkin(connection)
 
+    def _abandon_flow(self) -> Flow[None]:
+        yield self._stop_renewals
+        self._give_back()
+
     def _give_back(self) -> None:
         """Ends the lease now (see ``_drop_connection``), without waiting for anything: it
         may be running because the work was interrupted or cancelled."""
@@ -796,7 +804,7 @@ class LeaseCore(Holder):
         return self._finish_flow(lambda: self._client.fail_node(self.task_id, self.node_id, self.lease_id, error))
 
     def _finish_flow(self, send: Step) -> Flow[str]:
-        yield self._stop_heartbeat
+        yield self._stop_renewals
         try:
             event_id = yield send
         except (TypeError, ValueError):
@@ -814,7 +822,7 @@ class LeaseCore(Holder):
     def _exit_flow(self, exc: Optional[BaseException]) -> Flow[None]:
         """Leaving a ``with`` block: complete with ``None``, fail with the block's exception,
         or give the node back for an interruption (``KeyboardInterrupt``, a cancellation)."""
-        yield self._stop_heartbeat
+        yield self._stop_renewals
         if self.done:
             self._release_connection()
             return
@@ -835,7 +843,7 @@ class LeaseCore(Holder):
         try:
             result = yield lambda: fn(self)
         except Exception as error:
-            yield self._stop_heartbeat
+            yield self._stop_renewals
             if not self.done:
                 payload = error_payload(error)
                 try:
@@ -847,7 +855,7 @@ class LeaseCore(Holder):
         except BaseException:
             yield self._give_back
             raise
-        yield self._stop_heartbeat
+        yield self._stop_renewals
         if self.done:
             self._release_connection()
             return
@@ -911,8 +919,6 @@ class LockCore(Holder, Generic[L]):
     if TYPE_CHECKING:
 
         def release(self) -> Any: ...
-
-        def _stop_renewals(self) -> Any: ...
 
         def _report_lost(self) -> Any: ...
 
@@ -1068,6 +1074,11 @@ class RenewerCore:
 
     def _start(self) -> None:
         """Starts the renewals (``_flow``) in the background."""
+        raise NotImplementedError
+
+    def stop(self) -> Any:
+        """Stops the renewals once one in progress has ended (returns what to await on an
+        event loop)."""
         raise NotImplementedError
 
     def halt(self) -> None:

@@ -388,16 +388,10 @@ class AsyncLease(_core.LeaseCore):
 
     async def abandon(self) -> None:
         """Gives the node back now (see :meth:`agentd_client.Lease.abandon`)."""
-        await self._stop_heartbeat()
-        self._give_back()
+        await _drive(self._abandon_flow())
 
     def _new_renewer(self, interval: float) -> _AsyncRenewer:
         return _AsyncRenewer(interval, self.heartbeat, self._deadline, self._mark_lost)
-
-    async def _stop_heartbeat(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            await renewer.stop()
 
     async def __aenter__(self) -> "AsyncLease":
         self.start_heartbeat()
@@ -424,11 +418,6 @@ class AsyncLock(_core.LockCore["AsyncLock"]):
 
     def _new_renewer(self, interval: float) -> _AsyncRenewer:
         return _AsyncRenewer(interval, self._renew, self._deadline, self._on_refused)
-
-    async def _stop_renewals(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            await renewer.stop()
 
     async def _renew(self) -> None:
         await _drive(self._heartbeat_flow(self.ttl))

@@ -459,15 +459,12 @@ class Lease(_core.LeaseCore):
     def abandon(self) -> None:
         """Gives the node back now: closes the lease's connection, so the daemon expires the
         lease at once (journaled; it counts as an attempt) and the node returns to PENDING."""
-        self._give_back()
+        _drive(self._abandon_flow())
 
     # -- heartbeats ----------------------------------------------------------------
 
     def _new_renewer(self, interval: float) -> _Renewer:
         return _Renewer(interval, self.heartbeat, self._deadline, self._mark_lost, f"agentd-lease-{self.node_id}")
-
-    def _stop_heartbeat(self) -> None:
-        self._halt_renewals()  # in a thread: waits for a heartbeat in progress
 
     def __enter__(self) -> "Lease":
         self.start_heartbeat()
@@ -501,9 +498,6 @@ class Lock(_core.LockCore["Lock"]):
 
     def _new_renewer(self, interval: float) -> _Renewer:
         return _Renewer(interval, self._renew, self._deadline, self._on_refused, f"agentd-lock-{self.key}")
-
-    def _stop_renewals(self) -> None:
-        self._halt_renewals()  # in a thread: waits for a renewal in progress
 
     def _renew(self) -> None:
         _drive(self._heartbeat_flow(self.ttl))
