@@ -484,6 +484,9 @@ class ClientCore(Generic[ConnT, LockT]):
     thread), a no-op on an event loop. Opening, reading and writing are the subclass's.
     """
 
+    _name = "Client"
+    """The class's name in ``repr`` and messages (the same for a subclass)."""
+
     def __init__(
         self,
         path: Optional[str] = None,
@@ -516,7 +519,7 @@ class ClientCore(Generic[ConnT, LockT]):
 
     def __repr__(self) -> str:
         agent = f", agent={self.agent!r}" if self.tls else ""
-        return f"{type(self).__name__}({self.path!r}, owner={self.owner!r}{agent})"
+        return f"{self._name}({self.path!r}, owner={self.owner!r}{agent})"
 
     # -- the pool ------------------------------------------------------------------------
 
@@ -708,6 +711,8 @@ class Holder:
 class LeaseCore(Holder):
     """A lease's state and flows; ``_state_lock`` guards ``done`` and the pinned connection."""
 
+    _name = "Lease"
+
     task_id: str
     node_id: str
     lease_id: str
@@ -741,7 +746,7 @@ class LeaseCore(Holder):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(task_id={self.task_id!r}, node_id={self.node_id!r}, "
+            f"{self._name}(task_id={self.task_id!r}, node_id={self.node_id!r}, "
             f"name={self.name!r}, done={self.done})"
         )
 
@@ -879,6 +884,8 @@ class LockCore(Holder, Generic[L]):
     a no-op on an event loop).
     """
 
+    _name = "Lock"
+
     def __init__(
         self,
         client: Any,
@@ -923,7 +930,7 @@ class LockCore(Holder, Generic[L]):
         def _report_lost(self) -> Any: ...
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.key!r}, held={self.held}, fencing_token={self.fencing_token})"
+        return f"{self._name}({self.key!r}, held={self.held}, fencing_token={self.fencing_token})"
 
     @property
     def held(self) -> bool:
@@ -935,7 +942,7 @@ class LockCore(Holder, Generic[L]):
 
     def _acquire_flow(self, wait: Optional[float]) -> Flow[bool]:
         if self._connection is not None:
-            raise RuntimeError(f"lock {self.key!r} is already held by this {type(self).__name__} object")
+            raise RuntimeError(f"lock {self.key!r} is already held by this {self._name} object")
         wait = self.wait if wait is _UNSET else wait
         call = acquire_lock(self.key, self._owner, self.ttl, wait, self.provider, self.metadata, self.task_id, self.node_id)
         result, connection = yield lambda: self._client._request_pinned(call)

@@ -197,6 +197,8 @@ class AsyncClient(_core.ClientCore[_AsyncConnection, "AsyncLock"]):
     """The asyncio twin of :class:`agentd_client.Client`; same arguments (``tls://`` addresses,
     ``token``, ``token_file``, ``cafile`` and the environment included), same methods."""
 
+    _name = "AsyncClient"
+
     @staticmethod
     def _new_mutex() -> ContextManager[Any]:
         return contextlib.nullcontext()  # one event loop: nothing runs between two awaits
@@ -371,6 +373,7 @@ class AsyncClient(_core.ClientCore[_AsyncConnection, "AsyncLock"]):
 class AsyncLease(_core.LeaseCore):
     """The asyncio twin of :class:`agentd_client.Lease` (``async with lease:``)."""
 
+    _name = "AsyncLease"
     _client: AsyncClient
     _renewer: Optional[_AsyncRenewer] = None
 
@@ -410,6 +413,7 @@ class AsyncLock(_core.LockCore["AsyncLock"]):
     ``on_lost`` may be a plain function or a coroutine function.
     """
 
+    _name = "AsyncLock"
     _client: AsyncClient
     _renewer: Optional[_AsyncRenewer] = None
 
