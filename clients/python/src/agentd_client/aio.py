@@ -5,36 +5,41 @@ connection rules: a pool of connections, one request at a time on each (no pipel
 a parked call never delays another task's heartbeat; what it takes is taken with
 ``release_on_disconnect`` on a connection kept for that lease or lock. An ``AsyncClient``
 belongs to the event loop it is first used on; it is not for use from other threads.
+
+The logic is ``_core``'s, shared with the sync client; this module has the streams and the
+tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-import time
-import weakref
 from typing import (
     Any,
     AsyncIterator,
     Awaitable,
     Callable,
+    ContextManager,
     Dict,
     List,
     Mapping,
     Optional,
     Sequence,
-    Set,
     Tuple,
+    TypeVar,
     Union,
+    cast,
 )
 
-from . import _common, _endpoint
-from ._common import JSON, NodeDefinition, _UNSET
+from . import _core, _endpoint
+from ._core import JSON, NodeDefinition, _UNSET, Call, Flow
 from ._endpoint import Endpoint
-from .client import _describe, _drop_pinned, log
-from .errors import AgentdConnectionError, AgentdError, LockLost, LockNotAcquired, TaskClosed
+from .errors import AgentdConnectionError
 
 __all__ = ["AsyncClient", "AsyncLock", "AsyncLease"]
+
+T = TypeVar("T")
 
 _READ_LIMIT = 1 << 30  # answers (a big TaskStatus) may be far longer than a request line
 
@@ -45,17 +50,31 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
-class _AsyncConnection:
+async def _drive(flow: Flow[T]) -> T:
+    """Runs a flow of ``_core`` on the event loop: each step it yields is called (and its
+    result awaited when it is awaitable), and the result sent back into the flow or the
+    exception thrown back in."""
+    outcome: Any = None
+    failure: Optional[BaseException] = None
+    while True:
+        try:
+            step = flow.send(outcome) if failure is None else flow.throw(failure)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        try:
+            outcome, failure = await _maybe_await(step()), None
+        except BaseException as error:
+            outcome, failure = None, error
+
+
+class _AsyncConnection(_core.ConnectionCore):
     def __init__(
         self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool = False
     ) -> None:
-        self.path = path
+        super().__init__(path)
         self.tls = tls
-        self.closed = False
         self._reader = reader
         self._writer = writer
-        self._next_id = 1
-        self.agent: Optional[str] = None
 
     @classmethod
     async def open(cls, endpoint: Endpoint, timeout: Optional[float]) -> "_AsyncConnection":
@@ -65,9 +84,9 @@ class _AsyncConnection:
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path, limit=_READ_LIMIT), timeout)
             except asyncio.TimeoutError:
-                raise AgentdConnectionError(path, f"no connection within {timeout} s") from None
+                raise _core.no_connection(path, timeout) from None
             except OSError as error:
-                raise AgentdConnectionError(path, _describe(error)) from None
+                raise AgentdConnectionError(path, _core.describe(error)) from None
             return cls(path, reader, writer)
         try:
             reader, writer = await asyncio.wait_for(
@@ -78,17 +97,16 @@ class _AsyncConnection:
                 timeout,
             )
         except asyncio.TimeoutError:
-            raise AgentdConnectionError(path, f"no connection and TLS handshake within {timeout} s") from None
+            raise _core.no_connection(path, timeout, "connection and TLS handshake") from None
         except OSError as error:  # ssl.SSLError included
             raise _endpoint.handshake_error(endpoint, error) from error
         connection = cls(path, reader, writer, tls=True)
+        authenticate = _core.authenticate(endpoint.token)
         try:
-            answer = await connection.request("Authenticate", {"token": endpoint.token}, timeout)
+            connection.agent = authenticate.read(await connection.request(authenticate, timeout))
         except BaseException:
             await connection.aclose()  # a refused token: the daemon closes the connection too
             raise
-        agent = answer.get("agent") if isinstance(answer, dict) else None
-        connection.agent = agent if isinstance(agent, str) else None
         return connection
 
     def stale(self) -> bool:
@@ -117,50 +135,39 @@ class _AsyncConnection:
         except (Exception, asyncio.CancelledError):
             pass
 
-    async def request(self, method: str, params: Optional[Mapping[str, Any]], timeout: Optional[float]) -> Any:
-        if self.closed:
-            raise AgentdConnectionError(self.path, "connection closed")
-        request_id = self._next_id
-        self._next_id += 1
-        line = _common.encode_request(request_id, method, params)
+    async def request(self, call: Call[Any], timeout: Optional[float]) -> Any:
+        """Sends ``call`` and returns the result of its answer (not yet read by ``call.read``)."""
+        request_id, line = self._frame(call)
         try:
             self._writer.write(line)
             await self._writer.drain()
             raw = await asyncio.wait_for(self._reader.readuntil(b"\n"), timeout)
         except asyncio.TimeoutError:
             self.close()
-            raise AgentdConnectionError(self.path, f"no answer to {method} within {timeout} s") from None
+            raise _core.no_answer(self.path, call.method, timeout) from None
         except asyncio.IncompleteReadError:
             self.close()
-            raise AgentdConnectionError(self.path, f"the daemon closed the connection during {method}") from None
+            raise AgentdConnectionError(self.path, f"the daemon closed the connection during {call.method}") from None
         except (OSError, asyncio.LimitOverrunError) as error:
             self.close()
-            raise AgentdConnectionError(self.path, f"connection lost during {method}: {_describe(error)}") from None
+            raise _core.lost_during(self.path, call.method, error) from None
         except BaseException:
             self.close()  # cancelled mid-request: the late answer would be taken for the next one
             raise
-        return _common.result_of(self.path, raw[:-1], request_id, method, self.close)
+        return self._answer(raw[:-1], request_id, call)
 
 
-class _AsyncRenewer:
-    """A task that awaits ``renew()`` every ``interval`` seconds; see the sync ``_Renewer``."""
+class _AsyncRenewer(_core.RenewerCore):
+    """A task that awaits ``renew()`` every ``interval`` seconds (the rules are
+    ``_core.RenewerCore``'s). ``renew`` and ``on_refused`` may be coroutine functions."""
 
-    def __init__(
-        self,
-        interval: float,
-        renew: Callable[[], Awaitable[None]],
-        expires_at: Callable[[], float],
-        on_refused: Callable[[BaseException], Awaitable[None]],
-    ) -> None:
-        self.interval = interval
-        self._renew = renew
-        self._expires_at = expires_at
-        self._on_refused = on_refused
+    def _start(self) -> None:
         self._stop = asyncio.Event()
         self.paused = False  # a test hook: while True, renewals are skipped
-        self._task = asyncio.ensure_future(self._run())
+        self._task = asyncio.ensure_future(_drive(self._flow()))
 
     async def stop(self) -> None:
+        """Stops the renewals; waits for one in progress (unless called from the renewal)."""
         self._stop.set()
         if self._task is not asyncio.current_task():
             try:
@@ -168,7 +175,7 @@ class _AsyncRenewer:
             except asyncio.CancelledError:
                 pass
 
-    def cancel(self) -> None:
+    def halt(self) -> None:
         self._stop.set()
         self._task.cancel()
 
@@ -179,97 +186,39 @@ class _AsyncRenewer:
         except asyncio.TimeoutError:
             return False
 
-    async def _run(self) -> None:
-        delay = self.interval
-        while not await self._sleep(delay):
-            delay = self.interval
-            if self.paused:
-                continue
-            try:
-                await self._renew()
-            except AgentdError as error:
-                if not self._stop.is_set():
-                    await self._on_refused(error)
-                return
-            except AgentdConnectionError as error:
-                if time.time() >= self._expires_at():
-                    if not self._stop.is_set():
-                        await self._on_refused(error)
-                    return
-                delay = min(self.interval, 0.5)
+    def _stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _paused(self) -> bool:
+        return self.paused
 
 
-class AsyncClient:
+class AsyncClient(_core.ClientCore[_AsyncConnection, "AsyncLock"]):
     """The asyncio twin of :class:`agentd_client.Client`; same arguments (``tls://`` addresses,
     ``token``, ``token_file``, ``cafile`` and the environment included), same methods."""
 
-    def __init__(
-        self,
-        path: Optional[str] = None,
-        *,
-        owner: Optional[str] = None,
-        timeout: Optional[float] = 30.0,
-        token: Optional[str] = None,
-        cafile: Optional[str] = None,
-        token_file: Optional[str] = None,
-    ) -> None:
-        self._endpoint = _endpoint.resolve(path, token, token_file, cafile)
-        self.path: str = self._endpoint.address
-        self.tls: bool = self._endpoint.tls
-        self.agent: Optional[str] = None
-        if owner is not None:
-            self.owner: Optional[str] = owner
-        else:
-            self.owner = None if self.tls else _common.default_owner()
-        self.timeout = timeout
-        self._idle: List[_AsyncConnection] = []
-        self._open: Set[_AsyncConnection] = set()
-        self._holders: "weakref.WeakSet[Any]" = weakref.WeakSet()
-        self._closed = False
+    _name = "AsyncClient"
+
+    @staticmethod
+    def _new_mutex() -> ContextManager[Any]:
+        return contextlib.nullcontext()  # one event loop: nothing runs between two awaits
 
     # -- connections ---------------------------------------------------------------
 
     async def _checkout(self) -> _AsyncConnection:
-        if self._closed:
-            raise AgentdConnectionError(self.path, "the client is closed")
-        while self._idle:
-            connection = self._idle.pop()
-            if not connection.stale():
-                return connection
-            connection.close()
-            self._open.discard(connection)
-        connection = await _AsyncConnection.open(self._endpoint, self.timeout)
-        if self._closed:
-            connection.close()
-            raise AgentdConnectionError(self.path, "the client is closed")
-        self._open.add(connection)
-        if connection.agent is not None:
-            self.agent = connection.agent
-        return connection
+        return self._pooled() or self._opened(await _AsyncConnection.open(self._endpoint, self.timeout))
 
-    def _checkin(self, connection: _AsyncConnection) -> None:
-        if connection.closed or self._closed:
-            connection.close()
-            self._open.discard(connection)
-        else:
-            self._idle.append(connection)
-
-    def _timeout(self, parked: float) -> Optional[float]:
-        return None if self.timeout is None else self.timeout + parked
-
-    async def _request(self, method: str, params: Optional[Mapping[str, Any]] = None, parked: float = 0.0) -> Any:
+    async def _request(self, call: Call[T]) -> T:
         connection = await self._checkout()
         try:
-            return await connection.request(method, params, self._timeout(parked))
+            return call.read(await connection.request(call, self._timeout(call.parked)))
         finally:
             self._checkin(connection)
 
-    async def _request_pinned(
-        self, method: str, params: Mapping[str, Any], parked: float
-    ) -> Tuple[Any, Optional[_AsyncConnection]]:
+    async def _request_pinned(self, call: Call[Any]) -> Tuple[Any, Optional[_AsyncConnection]]:
         connection = await self._checkout()
         try:
-            result = await connection.request(method, params, self._timeout(parked))
+            result = call.read(await connection.request(call, self._timeout(call.parked)))
         except BaseException:
             self._checkin(connection)
             raise
@@ -285,14 +234,7 @@ class AsyncClient:
 
     async def close(self) -> None:
         """Closes every connection (the daemon frees what this client held); renewals stop."""
-        self._closed = True
-        for holder in list(self._holders):
-            holder._client_closed()
-        connections = list(self._open)
-        self._open.clear()
-        self._idle.clear()
-        for connection in connections:
-            connection.close()
+        connections = self._close_all()
         if connections:
             await asyncio.gather(*(connection.aclose() for connection in connections))
 
@@ -302,54 +244,46 @@ class AsyncClient:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        agent = f", agent={self.agent!r}" if self.tls else ""
-        return f"AsyncClient({self.path!r}, owner={self.owner!r}{agent})"
-
     # -- any method ----------------------------------------------------------------
 
     async def call(self, method: str, params: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> Any:
-        merged = _common.merge_params(params, kwargs)
-        return await self._request(method, merged, _common.parked_seconds(merged))
+        return await self._request(_core.any_method(method, params, kwargs))
 
     async def health(self) -> Dict[str, Any]:
-        return await self._request("Health")  # type: ignore[no-any-return]
+        return await self._request(_core.health())
 
     async def metrics(self) -> Dict[str, Any]:
-        return await self._request("Metrics")  # type: ignore[no-any-return]
+        return await self._request(_core.metrics())
 
     async def describe_interface(self) -> Dict[str, Any]:
-        return await self._request("DescribeInterface")  # type: ignore[no-any-return]
+        return await self._request(_core.describe_interface())
 
     # -- tasks ---------------------------------------------------------------------
 
     async def register_task(
         self, goal: str, nodes: Optional[Sequence[NodeDefinition]] = None, context: JSON = None
     ) -> str:
-        params: Dict[str, Any] = {"goal": goal, "initial_nodes": list(nodes or [])}
-        if context is not None:
-            params["context"] = context
-        return str((await self._request("RegisterTask", params))["task_id"])
+        return await self._request(_core.register_task(goal, nodes, context))
 
     async def add_nodes(self, task_id: str, nodes: Sequence[NodeDefinition]) -> List[str]:
-        return _common.node_ids(await self._request("AddNodes", {"task_id": task_id, "nodes": list(nodes)}))
+        return await self._request(_core.add_nodes(task_id, nodes))
 
     async def task_status(self, task_id: str) -> Dict[str, Any]:
-        return await self._request("TaskStatus", {"task_id": task_id})  # type: ignore[no-any-return]
+        return await self._request(_core.task_status(task_id))
 
     async def retry_node(self, task_id: str, node_id: str) -> None:
-        await self._request("RetryNode", {"task_id": task_id, "node_id": node_id})
+        await self._request(_core.retry_node(task_id, node_id))
 
     async def cancel_task(self, task_id: str) -> None:
-        await self._request("CancelTask", {"task_id": task_id})
+        await self._request(_core.cancel_task(task_id))
 
     async def delete_task(self, task_id: str) -> None:
-        await self._request("DeleteTask", {"task_id": task_id})
+        await self._request(_core.delete_task(task_id))
 
     async def list_tasks(
         self, status: Optional[str] = None, limit: Optional[int] = None, after: Optional[str] = None
     ) -> Dict[str, Any]:
-        return await self._request("ListTasks", _common.drop_none(status=status, limit=limit, after=after))  # type: ignore[no-any-return]
+        return await self._request(_core.list_tasks(status, limit, after))
 
     # -- leases --------------------------------------------------------------------
 
@@ -360,36 +294,27 @@ class AsyncClient:
         wait: Optional[float] = 0,
         lease_ttl: Optional[float] = None,
     ) -> Optional["AsyncLease"]:
-        params, parked = _common.acquire_next_params(task_id, owner or self.owner, wait, lease_ttl)
-        result, connection = await self._request_pinned("AcquireNextNode", params, parked)
+        call = _core.acquire_next(task_id, owner or self.owner, wait, lease_ttl)
+        result, connection = await self._request_pinned(call)
         if result is None or connection is None:
             return None
-        lease = AsyncLease(self, result, connection, None if lease_ttl is None else _common.ttl_secs(lease_ttl))
-        self._holders.add(lease)
-        return lease
+        return self._hold(AsyncLease(self, result, connection, lease_ttl))
 
     async def heartbeat_node(
         self, task_id: str, node_id: str, lease_id: str, lease_ttl: Optional[float] = None
     ) -> None:
-        params: Dict[str, Any] = {"task_id": task_id, "node_id": node_id, "lease_id": lease_id}
-        if lease_ttl is not None:
-            params["lease_ttl_secs"] = _common.ttl_secs(lease_ttl)
-        await self._request("HeartbeatNode", params)
+        await self._request(_core.heartbeat_node(task_id, node_id, lease_id, lease_ttl))
 
     async def commit_event(
         self, task_id: str, node_id: str, lease_id: Optional[str], payload: JSON, action_type: str = "COMMIT_EVENT"
     ) -> str:
-        params = _common.drop_none(task_id=task_id, node_id=node_id, lease_id=lease_id, action_type=action_type)
-        params["payload"] = payload
-        return str((await self._request("CommitEvent", params))["event_id"])
+        return await self._request(_core.commit_event(task_id, node_id, lease_id, payload, action_type))
 
     async def complete_node(self, task_id: str, node_id: str, lease_id: str, result: JSON = None) -> str:
-        params = {"task_id": task_id, "node_id": node_id, "lease_id": lease_id, "result_payload": result}
-        return str((await self._request("CompleteNode", params))["event_id"])
+        return await self._request(_core.complete_node(task_id, node_id, lease_id, result))
 
     async def fail_node(self, task_id: str, node_id: str, lease_id: str, error: JSON = None) -> str:
-        params = {"task_id": task_id, "node_id": node_id, "lease_id": lease_id, "error_payload": error}
-        return str((await self._request("FailNode", params))["event_id"])
+        return await self._request(_core.fail_node(task_id, node_id, lease_id, error))
 
     # -- the journal ---------------------------------------------------------------
 
@@ -401,8 +326,7 @@ class AsyncClient:
         limit: Optional[int] = None,
         wait: Optional[float] = 0,
     ) -> Dict[str, Any]:
-        params, parked = _common.read_events_params(task_id, after, node_id, limit, wait)
-        return await self._request("ReadEvents", params, parked)  # type: ignore[no-any-return]
+        return await self._request(_core.read_events(task_id, after, node_id, limit, wait))
 
     async def events(
         self,
@@ -414,42 +338,18 @@ class AsyncClient:
         limit: int = 100,
         poll: float = 30.0,
     ) -> AsyncIterator[Dict[str, Any]]:
-        seq = after
-        while True:
-            page = await self.read_events(task_id, seq, node_id, limit, poll if follow else 0)
-            events = page.get("events") or []
-            for event in events:
-                seq = max(seq, int(event.get("seq", seq)))
+        pages = _core.EventPages(task_id, after, node_id, follow, limit, poll)
+        while pages.more:
+            for event in pages.events(await self.read_events(*pages.next_page)):
                 yield event
-            seq = max(seq, int(page.get("next_seq", seq)))
-            if not follow and len(events) < limit:
-                return
 
     # -- locks ---------------------------------------------------------------------
 
-    def lock(
-        self,
-        key: str,
-        ttl: float = 30,
-        wait: Optional[float] = None,
-        owner: Optional[str] = None,
-        *,
-        provider: Optional[str] = None,
-        metadata: JSON = None,
-        task_id: Optional[str] = None,
-        node_id: Optional[str] = None,
-        renew: bool = True,
-        on_lost: Optional[Callable[["AsyncLock"], Any]] = None,
-    ) -> "AsyncLock":
-        """An :class:`AsyncLock` (not yet acquired: ``async with`` or ``await acquire()``)."""
-        return AsyncLock(
-            self, key, ttl=ttl, wait=wait, owner=owner, provider=provider, metadata=metadata,
-            task_id=task_id, node_id=node_id, renew=renew, on_lost=on_lost,
-        )
+    def _new_lock(self, key: str, **options: Any) -> "AsyncLock":
+        return AsyncLock(self, key, **options)
 
     async def locks(self, prefix: Optional[str] = None) -> List[Dict[str, Any]]:
-        params = None if prefix is None else {"prefix": prefix}
-        return list((await self._request("ListResourceLocks", params))["locks"])
+        return await self._request(_core.list_locks(prefix))
 
     # -- the worker loop -------------------------------------------------------------
 
@@ -467,360 +367,83 @@ class AsyncClient:
         ``lambda lease: asyncio.to_thread(job, lease)``. Cancelling the task running
         ``work`` gives the current node back (its lease ends at once).
         """
-        ran = 0
-        while True:
-            try:
-                lease = await self.acquire_next(task_id, owner, wait, lease_ttl)
-            except TaskClosed:
-                return ran
-            if lease is None:
-                if not _common.task_is_active(await self.task_status(task_id)):
-                    return ran
-                continue
-            ran += 1
-            await lease._run(fn)
+        return await _drive(self._work_flow(task_id, fn, owner, wait, lease_ttl))
 
 
-class AsyncLease:
+class AsyncLease(_core.LeaseCore):
     """The asyncio twin of :class:`agentd_client.Lease` (``async with lease:``)."""
 
-    task_id: str
-    node_id: str
-    lease_id: str
-    owner: Optional[str]
-    expires_at: int
-    context: Dict[str, Any]
-    node: Dict[str, Any]
-    name: Optional[str]
-    payload_schema: JSON
-    attempts: Optional[int]
-
-    def __init__(
-        self, client: AsyncClient, result: Mapping[str, Any], connection: _AsyncConnection, lease_ttl: Optional[int]
-    ) -> None:
-        self._client = client
-        self.raw: Dict[str, Any] = dict(result)
-        for key, value in _common.lease_fields(result).items():
-            setattr(self, key, value)
-        self._connection: Optional[_AsyncConnection] = connection
-        # A lease dropped unfinished gives its node back: its connection closes.
-        self._finalizer = weakref.finalize(self, _drop_pinned, client, connection)
-        self._lease_ttl = lease_ttl
-        self._ttl = lease_ttl if lease_ttl is not None else max(1, int(self.expires_at - time.time()))
-        self._renewer: Optional[_AsyncRenewer] = None
-        self.done = False
-        self.lost: Optional[BaseException] = None
-
-    def _take_connection(self) -> Any:
-        """The pinned connection, now the caller's to close or return to the pool."""
-        connection, self._connection = self._connection, None
-        finalizer = getattr(self, "_finalizer", None)
-        if finalizer is not None:
-            finalizer.detach()
-        return connection
-
-    def __repr__(self) -> str:
-        return f"AsyncLease(task_id={self.task_id!r}, node_id={self.node_id!r}, name={self.name!r}, done={self.done})"
+    _name = "AsyncLease"
+    _client: AsyncClient
+    _renewer: Optional[_AsyncRenewer] = None
 
     async def heartbeat(self, ttl: Optional[float] = None) -> None:
-        ttl_int = _common.ttl_secs(ttl) if ttl is not None else self._lease_ttl
-        await self._client.heartbeat_node(self.task_id, self.node_id, self.lease_id, ttl_int)
-        self.expires_at = _common.deadline_after(ttl_int if ttl_int is not None else self._ttl)
+        await _drive(self._heartbeat_flow(ttl))
 
     async def commit_event(self, payload: JSON, action_type: str = "COMMIT_EVENT") -> str:
         return await self._client.commit_event(self.task_id, self.node_id, self.lease_id, payload, action_type)
 
     async def complete(self, result: JSON = None) -> str:
-        return await self._finish(self._client.complete_node(self.task_id, self.node_id, self.lease_id, result))
+        return await _drive(self._complete_flow(result))
 
     async def fail(self, error: JSON = None) -> str:
-        return await self._finish(self._client.fail_node(self.task_id, self.node_id, self.lease_id, error))
+        return await _drive(self._fail_flow(error))
 
     async def abandon(self) -> None:
         """Gives the node back now (see :meth:`agentd_client.Lease.abandon`)."""
-        await self._stop_heartbeat()
-        self._give_back()
+        await _drive(self._abandon_flow())
 
-    def _give_back(self) -> None:
-        self.done = True
-        connection = self._take_connection()
-        if connection is not None:
-            connection.close()
-            self._client._checkin(connection)
-
-    async def _finish(self, send: Awaitable[str]) -> str:
-        await self._stop_heartbeat()
-        try:
-            event_id = await send
-        except (TypeError, ValueError):
-            raise  # not JSON: nothing was sent
-        except BaseException:
-            self.done = True
-            self._release_connection()
-            raise
-        self.done = True
-        self._release_connection()
-        return event_id
-
-    def _release_connection(self) -> None:
-        connection = self._take_connection()
-        if connection is not None:
-            self._client._checkin(connection)
-
-    def start_heartbeat(self, interval: Optional[float] = None) -> None:
-        """Heartbeats in a background task every ``interval`` s (default a third of the TTL)."""
-        if self._renewer is not None or self.done:
-            return
-        self._renewer = _AsyncRenewer(
-            interval if interval is not None else self._ttl / 3.0,
-            self.heartbeat,
-            lambda: float(self.expires_at),
-            self._on_refused,
-        )
-
-    async def _on_refused(self, error: BaseException) -> None:
-        log.warning("lease %s on node %s of task %s lost: %s", self.lease_id, self.node_id, self.task_id, error)
-        self.lost = error
-
-    async def _stop_heartbeat(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            await renewer.stop()
-
-    def _client_closed(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-        self.done = True
-        self._take_connection()
+    def _new_renewer(self, interval: float) -> _AsyncRenewer:
+        return _AsyncRenewer(interval, self.heartbeat, self._deadline, self._mark_lost)
 
     async def __aenter__(self) -> "AsyncLease":
         self.start_heartbeat()
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
-        await self._stop_heartbeat()
-        if self.done:
-            self._release_connection()
-            return
-        if exc is None:
-            await self.complete(None)
-        elif isinstance(exc, Exception):
-            try:
-                await self.fail(_common.error_payload(exc))
-            except (AgentdError, AgentdConnectionError):
-                pass
-        else:
-            self._give_back()
+        await _drive(self._exit_flow(exc))
 
     async def _run(self, fn: Callable[["AsyncLease"], Any]) -> None:
-        self.start_heartbeat()
-        try:
-            result = await _maybe_await(fn(self))
-        except Exception as error:
-            await self._stop_heartbeat()
-            if not self.done:
-                try:
-                    await self.fail(_common.error_payload(error))
-                except (AgentdError, AgentdConnectionError) as refused:
-                    log.warning("could not fail node %s after %r: %s", self.node_id, error, refused)
-                    self._release_connection()
-            return
-        except BaseException:
-            renewer, self._renewer = self._renewer, None
-            if renewer is not None:
-                renewer.cancel()
-            self._give_back()
-            raise
-        await self._stop_heartbeat()
-        if self.done:
-            self._release_connection()
-            return
-        try:
-            await self.complete(result)
-        except (TypeError, ValueError) as error:
-            await self.fail(_common.error_payload(error))
-        except (AgentdError, AgentdConnectionError) as refused:
-            log.warning("could not complete node %s: %s", self.node_id, refused)
-            self._release_connection()
+        await _drive(self._run_flow(fn))
 
 
-class AsyncLock:
+class AsyncLock(_core.LockCore["AsyncLock"]):
     """The asyncio twin of :class:`agentd_client.Lock` (``async with c.lock(...) as lk:``).
 
     ``on_lost`` may be a plain function or a coroutine function.
     """
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        key: str,
-        *,
-        ttl: float = 30,
-        wait: Optional[float] = None,
-        owner: Optional[str] = None,
-        provider: Optional[str] = None,
-        metadata: JSON = None,
-        task_id: Optional[str] = None,
-        node_id: Optional[str] = None,
-        renew: bool = True,
-        on_lost: Optional[Callable[["AsyncLock"], Any]] = None,
-    ) -> None:
-        self._client = client
-        self.key = key
-        self.ttl = _common.ttl_secs(ttl)
-        self.wait = wait
-        self._owner = owner or client.owner
-        self.owner: Optional[str] = self._owner
-        """The owner asked for; once acquired, the owner the daemon granted the lock to."""
-        self.provider = provider
-        self.metadata = metadata
-        self.task_id = task_id
-        self.node_id = node_id
-        self.renew = renew
-        self.on_lost = on_lost
-        self.info: Optional[Dict[str, Any]] = None
-        self.lease_id: Optional[str] = None
-        self.fencing_token: Optional[int] = None
-        self.expires_at: Optional[int] = None
-        self.lost: Optional[LockLost] = None
-        self._lost_reported = False
-        self._connection: Optional[_AsyncConnection] = None
-        self._renewer: Optional[_AsyncRenewer] = None
-
-    def _take_connection(self) -> Any:
-        """The pinned connection, now the caller's to close or return to the pool."""
-        connection, self._connection = self._connection, None
-        finalizer = getattr(self, "_finalizer", None)
-        if finalizer is not None:
-            finalizer.detach()
-        return connection
-
-    def __repr__(self) -> str:
-        return f"AsyncLock({self.key!r}, held={self.held}, fencing_token={self.fencing_token})"
-
-    @property
-    def held(self) -> bool:
-        return self._connection is not None and self.lost is None
+    _name = "AsyncLock"
+    _client: AsyncClient
+    _renewer: Optional[_AsyncRenewer] = None
 
     async def acquire(self, wait: Optional[float] = _UNSET) -> bool:
-        if self._connection is not None:
-            raise RuntimeError(f"lock {self.key!r} is already held by this AsyncLock object")
-        wait = self.wait if wait is _UNSET else wait
-        params, parked = _common.acquire_lock_params(
-            self.key, self._owner, self.ttl, wait, self.provider, self.metadata, self.task_id, self.node_id
-        )
-        result, connection = await self._client._request_pinned("AcquireResourceLock", params, parked)
-        if result is None or connection is None:
-            return False
-        self._connection = connection
-        self.owner = result.get("owner", self._owner)
-        self._finalizer = weakref.finalize(self, _drop_pinned, self._client, connection)
-        self.info = result
-        self.lease_id = result["lease_id"]
-        self.fencing_token = result.get("fencing_token")
-        self.expires_at = int(result["lease_expires_at"])
-        self.lost = None
-        self._lost_reported = False
-        self._client._holders.add(self)
-        if self.renew:
-            self._renewer = _AsyncRenewer(
-                self.ttl / 3.0, self._renew, lambda: float(self.expires_at or 0), self._on_refused
-            )
-        return True
+        return await _drive(self._acquire_flow(wait))
+
+    def _new_renewer(self, interval: float) -> _AsyncRenewer:
+        return _AsyncRenewer(interval, self._renew, self._deadline, self._on_refused)
 
     async def _renew(self) -> None:
-        await self._heartbeat(self.ttl)
-
-    async def _heartbeat(self, ttl: int) -> None:
-        if self.lease_id is None:
-            return
-        await self._client._request(
-            "HeartbeatResourceLock", {"resource_key": self.key, "lease_id": self.lease_id, "ttl_secs": ttl}
-        )
-        self.expires_at = _common.deadline_after(ttl)
+        await _drive(self._heartbeat_flow(self.ttl))
 
     async def _on_refused(self, error: BaseException) -> None:
-        if self.lost is not None or self._connection is None:
-            return
-        self.lost = self._lost_error(error)
-        log.warning("%s", self.lost)
-        if self.on_lost is not None:
+        if self._mark_lost(error):
             await self._report_lost()
-
-    def _lost_error(self, error: BaseException) -> LockLost:
-        lost = LockLost(
-            f"lock {self.key} (fencing token {self.fencing_token}) was lost: {error}",
-            data={"resource_key": self.key, "lease_id": self.lease_id, "fencing_token": self.fencing_token},
-        )
-        lost.__cause__ = error
-        return lost
 
     async def _report_lost(self) -> None:
-        if self._lost_reported or self.lost is None:
-            return
-        self._lost_reported = True
-        if self.on_lost is not None:
+        if self._claim_report() and self.on_lost is not None:
             await _maybe_await(self.on_lost(self))
-        else:
-            raise self.lost
 
     async def extend(self, ttl: Optional[float] = None) -> None:
-        if self._connection is None:
-            raise RuntimeError(f"lock {self.key!r} is not held")
-        if self.lost is not None:
-            await self._report_lost()
-            return
-        try:
-            await self._heartbeat(self.ttl if ttl is None else _common.ttl_secs(ttl))
-        except AgentdError as error:
-            self.lost = self._lost_error(error)
-            await self._report_lost()
+        await _drive(self._extend_flow(ttl))
 
     async def release(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            await renewer.stop()
-        connection = self._take_connection()
-        if connection is None:
-            if self.lost is not None:
-                await self._report_lost()
-                return
-            raise RuntimeError(f"lock {self.key!r} is not held")
-        try:
-            if self.lost is None and self.lease_id is not None:
-                try:
-                    await self._client._request(
-                        "ReleaseResourceLock", {"resource_key": self.key, "lease_id": self.lease_id}
-                    )
-                except AgentdError as error:
-                    self.lost = self._lost_error(error)
-                except AgentdConnectionError:
-                    connection.close()
-        finally:
-            self._client._checkin(connection)
-        await self._report_lost()
-
-    def _client_closed(self) -> None:
-        renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-        self._take_connection()
+        await _drive(self._release_flow())
 
     async def __aenter__(self) -> "AsyncLock":
         if not await self.acquire():
-            raise LockNotAcquired(
-                f"lock {self.key} is held by another owner"
-                + ("" if self.wait is None else f" (waited {self.wait} s)"),
-                data={"resource_key": self.key},
-            )
+            raise self._not_acquired()
         return self
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> None:
-        if exc is None:
-            await self.release()
-            return
-        try:
-            await self.release()
-        except (LockLost, AgentdError, AgentdConnectionError):
-            pass
+        await _drive(self._exit_flow(exc))
