@@ -11,6 +11,11 @@ private let connectionIDs = Atomic<UInt64>(0)
 ///
 /// Lifetime: the open libuv handle holds a retain on the Connection until its close callback, so
 /// callers need not keep a reference; after `connectionDidClose` the object is inert.
+///
+/// A connection is used on its loop's one thread only, so its stored properties opt out of the
+/// dynamic exclusivity checks one by one (`@exclusivity(unchecked)`): a library product cannot
+/// take the `-enforce-exclusivity=unchecked` flag the daemon's own targets build with, and
+/// these properties are touched on every read and write.
 public final class Connection {
     /// The longest line a connection accepts unless its listener says otherwise, counting its "\n".
     public static let defaultMaxLineBytes = 1_048_576
@@ -19,21 +24,21 @@ public final class Connection {
     /// Unique per process, rising.
     public let id: UInt64
     /// For the owner's per-connection state.
-    public var userData: AnyObject?
+    @exclusivity(unchecked) public var userData: AnyObject?
 
     /// Answers are appended here during a loop turn; nothing is written until `flush()`.
     /// Only append (flush() removes bytes from the front as they are handed to the kernel).
-    public var output: [UInt8] = []
+    @exclusivity(unchecked) public var output: [UInt8] = []
 
     /// When unsent bytes (`output` plus a write in flight) exceed this, reading pauses until they drain
     /// to half of it. This is the back-pressure for clients that pipeline but never read.
-    public var outputHighWater: Int = 4 * 1024 * 1024
+    @exclusivity(unchecked) public var outputHighWater: Int = 4 * 1024 * 1024
 
-    public internal(set) var isClosed = false
+    @exclusivity(unchecked) public internal(set) var isClosed = false
     /// Bytes received from the peer so far.
-    public internal(set) var bytesReceived: UInt64 = 0
+    @exclusivity(unchecked) public internal(set) var bytesReceived: UInt64 = 0
     /// How many times reading was paused because unsent output passed `outputHighWater`.
-    public internal(set) var backpressurePauseCount = 0
+    @exclusivity(unchecked) public internal(set) var backpressurePauseCount = 0
 
     let loop: EventLoop
     /// A uv_pipe_t or a uv_tcp_t, allocated by whoever accepted it; freed here after close.
@@ -41,37 +46,37 @@ public final class Connection {
     let framer: LineFramer
 
     // Reading state. Reading is on exactly when none of the reasons to be off holds (updateReading).
-    var isReading = false
-    var pausedByOwner = false
-    var pausedForBackpressure = false
-    var closingAfterFlush = false
-    var sawEOF = false
-    var drainScheduled = false
+    @exclusivity(unchecked) var isReading = false
+    @exclusivity(unchecked) var pausedByOwner = false
+    @exclusivity(unchecked) var pausedForBackpressure = false
+    @exclusivity(unchecked) var closingAfterFlush = false
+    @exclusivity(unchecked) var sawEOF = false
+    @exclusivity(unchecked) var drainScheduled = false
 
     // Writing state: at most one uv_write in flight; its bytes live in `inFlight` until the callback.
     let writeRequest: UnsafeMutablePointer<uv_write_t>
-    var writeInFlight = false
-    var inFlight: UnsafeMutableRawPointer?
-    var inFlightCapacity = 0
-    var inFlightCount = 0
+    @exclusivity(unchecked) var writeInFlight = false
+    @exclusivity(unchecked) var inFlight: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) var inFlightCapacity = 0
+    @exclusivity(unchecked) var inFlightCount = 0
     /// How many leading bytes of `output` flush() has released; bytes appended later wait for the
     /// next flush(), even if a write completes in between (the owner may not have committed them yet).
-    var flushedPrefix = 0
+    @exclusivity(unchecked) var flushedPrefix = 0
 
     /// The TLS layer, for TCP connections (either side): `output` then holds plaintext and
     /// `sealed` the records made from it at flush(), which are what the socket writes.
-    var tls: TLSSession?
-    var sealed: [UInt8] = []
+    @exclusivity(unchecked) var tls: TLSSession?
+    @exclusivity(unchecked) var sealed: [UInt8] = []
     /// The TLS session may hold plaintext not yet handed to the framer (delivery stopped mid-read).
-    var tlsInputPending = false
-    var sentCloseNotify = false
+    @exclusivity(unchecked) var tlsInputPending = false
+    @exclusivity(unchecked) var sentCloseNotify = false
     /// Run after `connectionDidClose`, for the listener's count of its connections (and for
     /// TCPConnector while the handshake is under way).
-    var onClosed: (() -> Void)?
+    @exclusivity(unchecked) var onClosed: (() -> Void)?
     /// Run once, when the TLS handshake completes (TCPConnector hands the connection over then).
-    var onTLSHandshake: (() -> Void)?
+    @exclusivity(unchecked) var onTLSHandshake: (() -> Void)?
     /// Why TLS failed (e.g. the server's certificate is not trusted); nil while it has not.
-    public internal(set) var tlsFailure: String?
+    @exclusivity(unchecked) public internal(set) var tlsFailure: String?
 
     /// Takes over an initialized, connected pipe handle. Reading starts with `start()`, after the
     /// owner has had a chance to set the delegate.
