@@ -164,6 +164,7 @@ extension FeatureTestCase {
     // MARK: Requests in flight over AgentdConnection
 
     /// Send a request without waiting for its answer (it may be parked).
+    @discardableResult
     func post(_ connection: AgentdConnection, _ method: String, _ params: JSONValue? = nil) -> ITPendingCall {
         let pending = ITPendingCall("\(method) \(params ?? .null)")
         connection.send(method, params) { pending.finish($0) }
@@ -247,10 +248,10 @@ extension FeatureTestCase {
 
     /// AcquireResourceLock; returns the lock object (or JSON null when held).
     func lock(_ connection: AgentdConnection, _ key: String, owner: String = "tester", ttl: Int? = nil,
-              extra: JSONObject = JSONObject()) throws -> JSONValue {
+              extra: JSONValue = [:]) throws -> JSONValue {
         var params = JSONObject([("resource_key", .string(key)), ("owner", .string(owner))])
         if let ttl { params["ttl_secs"] = .int(Int64(ttl)) }
-        for (k, v) in extra { params[k] = v }
+        for (k, v) in extra.objectValue ?? JSONObject() { params[k] = v }
         return try connection.call("AcquireResourceLock", .object(params))
     }
 
