@@ -4,6 +4,7 @@
 
 import XCTest
 import Foundation
+import AgentdClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,6 +12,7 @@ import Glibc
 class IntegrationTestCase: XCTestCase {
     private var daemons: [ITDaemon] = []
     private var clients: [ITLineClient] = []
+    private var connections: [AgentdConnection] = []
     private var directories: [String] = []
 
     override class func setUp() {
@@ -20,6 +22,9 @@ class IntegrationTestCase: XCTestCase {
     }
 
     override func tearDown() {
+        // A connection that has ended has closed its socket; its number may be another's now.
+        for connection in connections where connection.isOpen { connection.close() }
+        connections.removeAll()
         for client in clients { client.close() }
         clients.removeAll()
         let failed = (testRun?.totalFailureCount ?? 0) > 0
@@ -68,6 +73,15 @@ class IntegrationTestCase: XCTestCase {
         let client = try daemon.connect()
         clients.append(client)
         return client
+    }
+
+    /// An AgentdConnection (the client every tool shares) to `daemon`, closed in tearDown.
+    /// For tests that only make calls and look at the results; tests about the bytes on the
+    /// wire use `connect`.
+    func openConnection(_ daemon: ITDaemon) throws -> AgentdConnection {
+        let connection = try AgentdConnection(socketPath: daemon.socketPath)
+        connections.append(connection)
+        return connection
     }
 
     // MARK: Waiting

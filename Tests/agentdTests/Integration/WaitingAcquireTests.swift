@@ -1,8 +1,13 @@
 // Over the socket: AcquireNextNode with wait_ms (parked acquirers, arrival order,
 // answers in order on their own connection, other connections not held up).
+//
+// The tests of who is woken go through AgentdClient. The tests of the order of answers on
+// one connection stay on the raw line client: their point is which id each answer echoes,
+// which AgentdClient matches up by position and does not show.
 
 import XCTest
 import Foundation
+import AgentdClient
 
 final class WaitingAcquireTests: FeatureTestCase {
 
@@ -10,39 +15,39 @@ final class WaitingAcquireTests: FeatureTestCase {
     /// P1 gets b and P2 gets c (arrival order, registration order).
     func testParkedAcquiresWokenInArrivalOrder() throws {
         let daemon = try makeDaemon()
-        let x = try connect(daemon)
-        let p1 = try connect(daemon)
-        let p2 = try connect(daemon)
-        let probe = try connect(daemon)
+        let x = try openConnection(daemon)
+        let p1 = try openConnection(daemon)
+        let p2 = try openConnection(daemon)
+        let probe = try openConnection(daemon)
         let a = itUUID(), b = itUUID(), c = itUUID()
-        let taskID = try registerTask(x, nodes: [nodeDef(a), nodeDef(b, [a]), nodeDef(c, [a])])
+        let taskID = try registerTask(x, nodes: [nodeSpec(a), nodeSpec(b, [a]), nodeSpec(c, [a])])
 
         let held = try acquire(x, taskID, owner: "x")
-        XCTAssertEqual(held["node_id"].string, a)
+        XCTAssertEqual(held["node_id"]?.stringValue, a)
 
-        let id1 = try post(p1, "AcquireNextNode", ["task_id": taskID, "lease_owner": "p1", "wait_ms": 10_000])
-        try confirmParked(p1, probe: probe, "P1's acquire with nothing runnable")
-        let id2 = try post(p2, "AcquireNextNode", ["task_id": taskID, "lease_owner": "p2", "wait_ms": 10_000])
-        try confirmParked(p2, probe: probe, "P2's acquire with nothing runnable")
-        assertSilent(p1, "P1 after P2 parked")
+        let wait1 = post(p1, "AcquireNextNode", ["task_id": .string(taskID), "lease_owner": "p1", "wait_ms": 10_000])
+        try confirmParked(wait1, probe: probe, "P1's acquire with nothing runnable")
+        let wait2 = post(p2, "AcquireNextNode", ["task_id": .string(taskID), "lease_owner": "p2", "wait_ms": 10_000])
+        try confirmParked(wait2, probe: probe, "P2's acquire with nothing runnable")
+        assertSilent(wait1, "P1 after P2 parked")
 
-        _ = try complete(x, taskID, held, result: ["done": "a"])
+        try complete(x, taskID, held, result: ["done": "a"])
 
-        let got1 = try answer(p1, id: id1, timeout: 5)
-        let got2 = try answer(p2, id: id2, timeout: 5)
-        XCTAssertEqual(got1["node_id"].string, b, "the first parked acquirer gets the first node in registration order: \(got1)")
-        XCTAssertEqual(got2["node_id"].string, c, "the second parked acquirer gets the next: \(got2)")
-        XCTAssertEqual(got1["lease_owner"].string, "p1")
-        XCTAssertEqual(got2["lease_owner"].string, "p2")
+        let got1 = try answer(wait1, timeout: 5)
+        let got2 = try answer(wait2, timeout: 5)
+        XCTAssertEqual(got1["node_id"]?.stringValue, b, "the first parked acquirer gets the first node in registration order: \(got1)")
+        XCTAssertEqual(got2["node_id"]?.stringValue, c, "the second parked acquirer gets the next: \(got2)")
+        XCTAssertEqual(got1["lease_owner"]?.stringValue, "p1")
+        XCTAssertEqual(got2["lease_owner"]?.stringValue, "p2")
         assertHasKeys(got1, ["task_id", "node_id", "lease_id", "lease_owner", "lease_expires_at", "context"], "woken acquire")
-        XCTAssertEqual(got1["context"]["node"]["status"].string, "RUNNING")
-        XCTAssertEqual(got1["context"]["completed_dependencies"][0]["node_id"].string, a)
-        assertJSON(got1["context"]["completed_dependencies"][0]["result_payload"], #"{"done":"a"}"#)
+        XCTAssertEqual(got1["context"]?["node"]?["status"]?.stringValue, "RUNNING")
+        XCTAssertEqual(got1["context"]?["completed_dependencies"]?[0]?["node_id"]?.stringValue, a)
+        assertJSON(got1["context"]?["completed_dependencies"]?[0]?["result_payload"], #"{"done":"a"}"#)
 
         let status = try taskStatus(x, taskID)
-        XCTAssertEqual(node(status, b)["status"].string, "RUNNING")
-        XCTAssertEqual(node(status, b)["lease_id"].string, got1["lease_id"].string)
-        XCTAssertEqual(node(status, c)["lease_id"].string, got2["lease_id"].string)
+        XCTAssertEqual(node(status, b)?["status"]?.stringValue, "RUNNING")
+        XCTAssertEqual(node(status, b)?["lease_id"]?.stringValue, got1["lease_id"]?.stringValue)
+        XCTAssertEqual(node(status, c)?["lease_id"]?.stringValue, got2["lease_id"]?.stringValue)
         XCTAssertEqual(counts(status), ["COMPLETED": 1, "RUNNING": 2])
     }
 
@@ -98,28 +103,28 @@ final class WaitingAcquireTests: FeatureTestCase {
     /// goes to the acquirer behind it.
     func testClosedParkedAcquirerLeavesQueue() throws {
         let daemon = try makeDaemon()
-        let worker = try connect(daemon)
-        let gone = try connect(daemon)
-        let next = try connect(daemon)
-        let probe = try connect(daemon)
+        let worker = try openConnection(daemon)
+        let gone = try openConnection(daemon)
+        let next = try openConnection(daemon)
+        let probe = try openConnection(daemon)
         let a = itUUID(), b = itUUID()
-        let taskID = try registerTask(worker, nodes: [nodeDef(a), nodeDef(b, [a])])
+        let taskID = try registerTask(worker, nodes: [nodeSpec(a), nodeSpec(b, [a])])
         let held = try acquire(worker, taskID)
 
-        try post(gone, "AcquireNextNode", ["task_id": taskID, "lease_owner": "gone", "wait_ms": 10_000])
-        try confirmParked(gone, probe: probe, "first acquirer")
-        let nextID = try post(next, "AcquireNextNode", ["task_id": taskID, "lease_owner": "next", "wait_ms": 10_000])
-        try confirmParked(next, probe: probe, "second acquirer")
+        let waitGone = post(gone, "AcquireNextNode", ["task_id": .string(taskID), "lease_owner": "gone", "wait_ms": 10_000])
+        try confirmParked(waitGone, probe: probe, "first acquirer")
+        let waitNext = post(next, "AcquireNextNode", ["task_id": .string(taskID), "lease_owner": "next", "wait_ms": 10_000])
+        try confirmParked(waitNext, probe: probe, "second acquirer")
         gone.close()
         // The close is seen by the daemon before a later request on another connection is answered.
         _ = try probe.call("Health")
         _ = try probe.call("Health")
 
-        _ = try complete(worker, taskID, held, result: [:] as [String: Any])
-        let got = try answer(next, id: nextID, timeout: 5)
-        XCTAssertEqual(got["node_id"].string, b)
-        XCTAssertEqual(got["lease_owner"].string, "next")
-        XCTAssertEqual(node(try taskStatus(worker, taskID), b)["lease_owner"].string, "next")
+        try complete(worker, taskID, held, result: [:])
+        let got = try answer(waitNext, timeout: 5)
+        XCTAssertEqual(got["node_id"]?.stringValue, b)
+        XCTAssertEqual(got["lease_owner"]?.stringValue, "next")
+        XCTAssertEqual(node(try taskStatus(worker, taskID), b)?["lease_owner"]?.stringValue, "next")
     }
 
     /// Two parked requests on one connection resolved in the opposite order (the later
