@@ -150,6 +150,9 @@ public final class AgentdConnection: @unchecked Sendable {
 
     private func readAnswers() {
         var buffer: [UInt8] = []
+        // Bytes of `buffer` already known to hold no newline: a long answer arriving in many
+        // reads is scanned once, not once per read.
+        var scanned = 0
         var chunk = [UInt8](repeating: 0, count: 65536)
         var ending = ConnectionError.closed("the daemon closed the connection")
         reading: while true {
@@ -159,7 +162,7 @@ public final class AgentdConnection: @unchecked Sendable {
             if n == 0 { break }
             buffer.append(contentsOf: chunk[0..<n])
             var start = 0
-            while let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            while let newline = buffer[max(start, scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffer[start..<newline])
                 start = newline + 1
                 if line.allSatisfy({ $0 == 32 || $0 == 13 }) { continue }
@@ -180,6 +183,7 @@ public final class AgentdConnection: @unchecked Sendable {
                 completion(AgentdConnection.decode(line))
             }
             buffer.removeFirst(start)
+            scanned = buffer.count
         }
         monitor.locked { fail(ending) }
         Glibc.close(fd)
