@@ -113,7 +113,11 @@ public final class AgentdConnection: @unchecked Sendable {
     /// Closes the connection: the daemon releases what was bound to it, and requests still
     /// waiting for an answer fail with `ConnectionError.closed`.
     public func close() {
-        shutdown(fd, Int32(SHUT_RDWR))
+        // Once the connection has ended, the reader thread closes `fd` and its number may
+        // already belong to another socket: shut down only while it has not.
+        monitor.locked {
+            if failure == nil { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     // MARK: - Inside

@@ -119,6 +119,24 @@ final class AgentdClientTests: IntegrationTestCase {
         XCTAssertThrowsError(try holder.call("Health")) { XCTAssertTrue($0 is ConnectionError) }
     }
 
+    func testClosingAConnectionThatHasEndedLeavesOtherConnectionsAlone() throws {
+        let daemon = try makeDaemon()
+        let ended = try AgentdConnection(socketPath: daemon.socketPath)
+        let gone = expectation(description: "the connection ended")
+        ended.onClose { _ in gone.fulfill() }
+        // A line past the daemon's limit: answered -32001, and the connection is closed.
+        _ = try? ended.call("Health", ["padding": .string(String(repeating: "x", count: 1_100_000))])
+        wait(for: [gone], timeout: 10)
+        // The reader thread closes its descriptor just after the close handlers are started.
+        Thread.sleep(forTimeInterval: 0.3)
+        // New connections take the lowest free descriptors, the ended one's among them.
+        let others = try (0..<4).map { _ in try open(daemon) }
+        ended.close()
+        for other in others {
+            XCTAssertEqual(try other.call("Health", timeout: 10)["status"], "ok")
+        }
+    }
+
     func testPendingCallsFailWhenTheDaemonGoesAway() throws {
         let daemon = try makeDaemon()
         let connection = try open(daemon)
