@@ -137,6 +137,27 @@ final class AgentdClientTests: IntegrationTestCase {
         }
     }
 
+    func testAWriterThatPipelinesFasterThanItReadsDoesNotStallTheReader() throws {
+        // Big requests keep the writer blocked in send(); big answers fill the daemon's output
+        // past its high-water mark, and then the daemon reads no more until this side reads.
+        let connection = try open(try makeDaemon())
+        let answerSize = try connection.callReply("DescribeInterface").resultText.utf8.count
+        let count = max(64, (10 << 20) / answerSize)
+        let padding = JSONValue.string(String(repeating: "p", count: 16 * 1024))
+        let lock = NSLock()
+        var answered = 0
+        let all = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            for _ in 0..<count {
+                connection.send("DescribeInterface", ["padding": padding]) { _ in
+                    lock.lock(); answered += 1; let done = answered == count; lock.unlock()
+                    if done { all.signal() }
+                }
+            }
+        }
+        XCTAssertEqual(all.wait(timeout: .now() + 60), .success, "answered \(lock.withLock { answered }) of \(count)")
+    }
+
     func testPendingCallsFailWhenTheDaemonGoesAway() throws {
         let daemon = try makeDaemon()
         let connection = try open(daemon)
