@@ -11,7 +11,8 @@ struct WorkCommand: ParsableCommand {
         Loop: take the next runnable node (waiting for one), run CMD with the lease and its \
         context (the AcquireNextNode result) as JSON on stdin and AGENTD_TASK_ID, \
         AGENTD_NODE_ID, AGENTD_NODE_NAME (when the node has a name), AGENTD_LEASE_ID and \
-        AGENTD_SOCKET_PATH in its environment, heartbeat the lease while it runs, then:
+        AGENTD_SOCKET_PATH (over the network: AGENTD_CONNECT, AGENTD_TOKEN_FILE and \
+        AGENTD_CA_FILE) in its environment, heartbeat the lease while it runs, then:
           exit 0    complete the node with CMD's stdout: its JSON value if it is
                     JSON, else {"output": "<text>"} (at most 256 KiB)
           exit n    fail it with {"exit_code": n, "stderr": "<last 4 KiB>"}
