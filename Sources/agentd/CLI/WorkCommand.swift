@@ -64,6 +64,14 @@ struct WorkCommand: ParsableCommand {
 
     func run() throws {
         Signals.block()
+        // Until the workers start, a signal ends agentd work at once (the signals are blocked,
+        // so without a handler a hung connect or call could not be interrupted).
+        let state = WorkState(progress: isatty(STDERR_FILENO) == 1, once: once)
+        let started = Locked(false)
+        Signals.handle { signal, sentByAProcess in
+            guard started.withValue({ $0 }) else { Glibc.exit(128 + signal) }
+            state.stop(signal: signal, forward: sentByAProcess)
+        }
         let daemon = try connection.connect()
         let taskId = try TaskRef.resolve(task, on: daemon)
         let status = try daemon.call("TaskStatus", ["task_id": .string(taskId)])
@@ -79,8 +87,7 @@ struct WorkCommand: ParsableCommand {
         let plan = WorkPlan(taskId: taskId, owner: owner ?? "\(basename(command[0]))[\(getpid())]", command: command,
                             daemonEnvironment: connection.childEnvironment, connect: { [connection] in try connection.connect() }, waitMs: wait.map { Int64(($0 * 1000).rounded()) },
                             once: once, leaseTtl: ttl, explicitLeaseTtl: leaseTtl != nil)
-        let state = WorkState(progress: isatty(STDERR_FILENO) == 1, once: once)
-        Signals.handle { signal, sentByAProcess in state.stop(signal: signal, forward: sentByAProcess) }
+        started.withValue { $0 = true }
         let workers = (0..<jobs).map { slot in
             JoinableThread { Worker(plan: plan, state: state, slot: slot).run() }
         }
