@@ -22,6 +22,14 @@ public final class AgentdConnection: @unchecked Sendable {
     public let endpoint: String
     private let fd: Int32
     private let monitor = Monitor()
+    /// Held while a request is queued and written, so the queue's order is the order on the
+    /// wire. Not `monitor`: a write blocked on a daemon that stopped reading (its output past
+    /// the high-water mark) must not keep the reader from taking the answers that unblock it.
+    private let writing = Monitor()
+    /// Guards `fdClosed`: the reader closes `fd` once the connection has ended and no write is
+    /// under way; `close()` shuts it down only before that.
+    private let descriptor = Monitor()
+    private var fdClosed = false
     private var pending: [(Result<AgentdReply, Error>) -> Void] = []
     private var pendingStart = 0
     private var failure: ConnectionError?
@@ -78,22 +86,26 @@ public final class AgentdConnection: @unchecked Sendable {
     public func send(_ method: String, _ params: JSONValue? = nil,
                      completion: @escaping (Result<AgentdReply, Error>) -> Void) {
         var line: [UInt8] = []
-        let failed: ConnectionError? = monitor.locked {
-            if let failure { return failure }
-            line.appendASCII("{\"id\":")
-            line.appendJSONInt(nextId)
-            nextId += 1
-            line.appendASCII(",\"method\":")
-            line.appendJSONString(method)
-            if let params {
-                line.appendASCII(",\"params\":")
-                line.append(contentsOf: params.compactBytes())
+        let failed: ConnectionError? = writing.locked {
+            let failed: ConnectionError? = monitor.locked {
+                if let failure { return failure }
+                line.appendASCII("{\"id\":")
+                line.appendJSONInt(nextId)
+                nextId += 1
+                line.appendASCII(",\"method\":")
+                line.appendJSONString(method)
+                if let params {
+                    line.appendASCII(",\"params\":")
+                    line.append(contentsOf: params.compactBytes())
+                }
+                line.appendASCII("}\n")
+                // Queued and written under `writing`: the queue's order is the order on the wire.
+                pending.append(completion)
+                return nil
             }
-            line.appendASCII("}\n")
-            // Queued and written under one lock: the queue's order is the order on the wire.
-            pending.append(completion)
+            if failed != nil { return failed }
             // A failed write fails every waiting request, this one included.
-            if let error = writeAll(line) { fail(error) }
+            if let error = writeAll(line) { monitor.locked { fail(error) } }
             return nil
         }
         if let failed { completion(.failure(failed)) }
@@ -113,7 +125,11 @@ public final class AgentdConnection: @unchecked Sendable {
     /// Closes the connection: the daemon releases what was bound to it, and requests still
     /// waiting for an answer fail with `ConnectionError.closed`.
     public func close() {
-        shutdown(fd, Int32(SHUT_RDWR))
+        // Once the connection has ended, the reader thread closes `fd` and its number may
+        // already belong to another socket: shut down only while it has not.
+        descriptor.locked {
+            if !fdClosed { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
     // MARK: - Inside
@@ -186,7 +202,13 @@ public final class AgentdConnection: @unchecked Sendable {
             scanned = buffer.count
         }
         monitor.locked { fail(ending) }
-        Glibc.close(fd)
+        // fail() shut the socket down, so a write under way ends soon; none starts after it.
+        writing.locked {
+            descriptor.locked {
+                fdClosed = true
+                Glibc.close(fd)
+            }
+        }
     }
 
     static func decode(_ line: [UInt8]) -> Result<AgentdReply, Error> {

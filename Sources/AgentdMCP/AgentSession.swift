@@ -69,17 +69,22 @@ final class AgentSession: @unchecked Sendable {
     }
 
     private func currentLink() throws -> DaemonLink {
-        try locked {
+        let (current, opened): (DaemonLink, Bool) = try locked {
             if closed { throw ConnectionError.closed("the MCP session is ending") }
-            if let link { return link }
+            if let link { return (link, false) }
             let opened = try connect()
             link = opened
-            opened.onClose { [weak self, weak opened] why in
-                guard let self, let opened else { return }
-                self.connectionEnded(opened, why)
-            }
-            return opened
+            return (opened, true)
         }
+        // Outside the lock: a connection that has already ended runs the handler at once, and
+        // the handler takes the lock.
+        if opened {
+            current.onClose { [weak self, weak current] why in
+                guard let self, let current else { return }
+                self.connectionEnded(current, why)
+            }
+        }
+        return current
     }
 
     /// The connection ended under the session (the daemon stopped or restarted): what it held

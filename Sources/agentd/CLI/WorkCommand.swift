@@ -11,7 +11,8 @@ struct WorkCommand: ParsableCommand {
         Loop: take the next runnable node (waiting for one), run CMD with the lease and its \
         context (the AcquireNextNode result) as JSON on stdin and AGENTD_TASK_ID, \
         AGENTD_NODE_ID, AGENTD_NODE_NAME (when the node has a name), AGENTD_LEASE_ID and \
-        AGENTD_SOCKET_PATH in its environment, heartbeat the lease while it runs, then:
+        AGENTD_SOCKET_PATH (over the network: AGENTD_CONNECT, AGENTD_TOKEN_FILE and \
+        AGENTD_CA_FILE) in its environment, heartbeat the lease while it runs, then:
           exit 0    complete the node with CMD's stdout: its JSON value if it is
                     JSON, else {"output": "<text>"} (at most 256 KiB)
           exit n    fail it with {"exit_code": n, "stderr": "<last 4 KiB>"}
@@ -63,6 +64,14 @@ struct WorkCommand: ParsableCommand {
 
     func run() throws {
         Signals.block()
+        // Until the workers start, a signal ends agentd work at once (the signals are blocked,
+        // so without a handler a hung connect or call could not be interrupted).
+        let state = WorkState(progress: isatty(STDERR_FILENO) == 1, once: once)
+        let started = Locked(false)
+        Signals.handle { signal, sentByAProcess in
+            guard started.withValue({ $0 }) else { Glibc.exit(128 + signal) }
+            state.stop(signal: signal, forward: sentByAProcess)
+        }
         let daemon = try connection.connect()
         let taskId = try TaskRef.resolve(task, on: daemon)
         let status = try daemon.call("TaskStatus", ["task_id": .string(taskId)])
@@ -78,8 +87,7 @@ struct WorkCommand: ParsableCommand {
         let plan = WorkPlan(taskId: taskId, owner: owner ?? "\(basename(command[0]))[\(getpid())]", command: command,
                             daemonEnvironment: connection.childEnvironment, connect: { [connection] in try connection.connect() }, waitMs: wait.map { Int64(($0 * 1000).rounded()) },
                             once: once, leaseTtl: ttl, explicitLeaseTtl: leaseTtl != nil)
-        let state = WorkState(progress: isatty(STDERR_FILENO) == 1, once: once)
-        Signals.handle { signal, sentByAProcess in state.stop(signal: signal, forward: sentByAProcess) }
+        started.withValue { $0 = true }
         let workers = (0..<jobs).map { slot in
             JoinableThread { Worker(plan: plan, state: state, slot: slot).run() }
         }

@@ -121,9 +121,17 @@ final class Server: ConnectionDelegate {
                 parked[request.waiter] = (connection, request)
             } else if !scratch.isEmpty {
                 held.slots.append(.ready(scratch))
+                held.readyBytes += scratch.count
             }
             heldAnswers[id] = held
             releaseHeldAnswers(of: connection)
+            // Held answers are output the client has not been sent yet: past the high-water
+            // mark, stop reading this connection as the Reactor does for its output.
+            if var held = heldAnswers[id], !held.pausedReading, held.readyBytes > connection.outputHighWater {
+                held.pausedReading = true
+                heldAnswers[id] = held
+                connection.pauseReading()
+            }
         }
         if !connection.output.isEmpty { awaitingFlush[id] = connection }
     }
@@ -136,6 +144,7 @@ final class Server: ConnectionDelegate {
         guard var held = heldAnswers[connection.id],
               let position = held.slots.firstIndex(where: { $0.isParked(waiter.id) }) else { return }
         held.slots[position] = .ready(answer)
+        held.readyBytes += answer.count
         heldAnswers[connection.id] = held
         releaseHeldAnswers(of: connection)
     }
@@ -147,9 +156,14 @@ final class Server: ConnectionDelegate {
         for slot in held.slots {
             guard case let .ready(bytes) = slot else { break }
             connection.output.append(contentsOf: bytes)
+            held.readyBytes -= bytes.count
             released += 1
         }
         held.slots.removeFirst(released)
+        if held.pausedReading && (held.slots.isEmpty || held.readyBytes <= connection.outputHighWater / 2) {
+            held.pausedReading = false
+            connection.resumeReading()
+        }
         if held.slots.isEmpty {
             heldAnswers[connection.id] = nil
             if held.closeWhenAnswered { connection.closeAfterFlush() }
@@ -306,4 +320,8 @@ private struct HeldAnswers {
 
     var slots: [Slot]
     var closeWhenAnswered = false
+    /// The bytes of the `.ready` slots.
+    var readyBytes = 0
+    /// Reading was paused because `readyBytes` passed the connection's high-water mark.
+    var pausedReading = false
 }

@@ -78,6 +78,31 @@ final class CLIWorkTests: IntegrationTestCase {
         XCTAssertEqual(done.exit, .exited(0), "without --once, running nothing is no failure: \(done.stderr)")
     }
 
+    /// A signal while agentd work is still asking the daemon about the task (here a socket
+    /// that accepts and never answers) ends it, as it ends agentd lock before its command runs.
+    func testASignalBeforeTheWorkersStartEndsIt() throws {
+        let daemon = try makeDaemon()
+        let silent = "\(daemon.directory)/silent.sock"
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(listener, 0)
+        defer { Glibc.close(listener) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(silent.utf8))
+            raw[silent.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(bound, 0)
+        XCTAssertEqual(listen(listener, 8), 0)
+        let worker = try startCLI(daemon, ["work", "--socket", silent, "00000000-0000-4000-8000-000000000000", "--", "true"])
+        Thread.sleep(forTimeInterval: 0.5)
+        worker.signal(SIGTERM)
+        XCTAssertEqual(worker.waitForExit(timeout: 10), .exited(128 + SIGTERM), worker.stderr)
+    }
+
     /// kill -9 of the worker: its command dies with it and the lease ends at once.
     func testAKilledWorkerTakesItsCommandAndLeaseWithIt() throws {
         let daemon = try makeDaemon()

@@ -119,6 +119,45 @@ final class AgentdClientTests: IntegrationTestCase {
         XCTAssertThrowsError(try holder.call("Health")) { XCTAssertTrue($0 is ConnectionError) }
     }
 
+    func testClosingAConnectionThatHasEndedLeavesOtherConnectionsAlone() throws {
+        let daemon = try makeDaemon()
+        let ended = try AgentdConnection(socketPath: daemon.socketPath)
+        let gone = expectation(description: "the connection ended")
+        ended.onClose { _ in gone.fulfill() }
+        // A line past the daemon's limit: answered -32001, and the connection is closed.
+        _ = try? ended.call("Health", ["padding": .string(String(repeating: "x", count: 1_100_000))])
+        wait(for: [gone], timeout: 10)
+        // The reader thread closes its descriptor just after the close handlers are started.
+        Thread.sleep(forTimeInterval: 0.3)
+        // New connections take the lowest free descriptors, the ended one's among them.
+        let others = try (0..<4).map { _ in try open(daemon) }
+        ended.close()
+        for other in others {
+            XCTAssertEqual(try other.call("Health", timeout: 10)["status"], "ok")
+        }
+    }
+
+    func testAWriterThatPipelinesFasterThanItReadsDoesNotStallTheReader() throws {
+        // Big requests keep the writer blocked in send(); big answers fill the daemon's output
+        // past its high-water mark, and then the daemon reads no more until this side reads.
+        let connection = try open(try makeDaemon())
+        let answerSize = try connection.callReply("DescribeInterface").resultText.utf8.count
+        let count = max(64, (10 << 20) / answerSize)
+        let padding = JSONValue.string(String(repeating: "p", count: 16 * 1024))
+        let lock = NSLock()
+        var answered = 0
+        let all = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            for _ in 0..<count {
+                connection.send("DescribeInterface", ["padding": padding]) { _ in
+                    lock.lock(); answered += 1; let done = answered == count; lock.unlock()
+                    if done { all.signal() }
+                }
+            }
+        }
+        XCTAssertEqual(all.wait(timeout: .now() + 60), .success, "answered \(lock.withLock { answered }) of \(count)")
+    }
+
     func testPendingCallsFailWhenTheDaemonGoesAway() throws {
         let daemon = try makeDaemon()
         let connection = try open(daemon)

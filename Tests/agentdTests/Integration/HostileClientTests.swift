@@ -75,6 +75,52 @@ final class HostileClientTests: IntegrationTestCase {
         XCTAssertEqual(try probe.call("Health")["status"].string, "ok")
     }
 
+    /// The same behind a parked request: the answers after it are held (they may not leave
+    /// before it), and those held answers count as unsent output. Past the high-water mark the
+    /// daemon stops reading the connection, and its memory stays bounded.
+    func testPipelinerBehindAParkedRequestStaysBounded() throws {
+        let daemon = try makeDaemon()
+        let probe = try connect(daemon)
+        _ = try probe.call("AcquireResourceLock", ["resource_key": "k", "owner": "probe", "ttl_secs": 300,
+                                                 "release_on_disconnect": true])
+        let answerBytes = try probe.call("DescribeInterface").description.utf8.count
+        let baselineKiB = try daemon.residentKiB()
+
+        let flooder = try connect(daemon)
+        try flooder.sendLine(#"{"id":1,"method":"AcquireResourceLock","params":{"resource_key":"k","wait_ms":60000}}"#)
+        // Padded requests, so that a daemon that stops reading is seen as a full socket; 128 MiB
+        // of answers held if it does not.
+        let padding = String(repeating: "p", count: 16 * 1024)
+        let line = Array(#"{"id":7,"method":"DescribeInterface","params":{"padding":"\#(padding)"}}"#.utf8) + [0x0A]
+        let ceiling = (128 << 20) / max(answerBytes, 1) * line.count
+        var sent = 0
+        var stalledSince: Date?
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && sent < ceiling {
+            let n = flooder.sendWithoutBlocking(Array(line[(sent % line.count)...]))
+            if n > 0 {
+                sent += n
+                stalledSince = nil
+            } else if let since = stalledSince {
+                if Date().timeIntervalSince(since) > 0.5 { break }
+                usleep(5_000)
+            } else {
+                stalledSince = Date()
+            }
+        }
+        XCTAssertNotNil(stalledSince, "the daemon kept reading \(sent) bytes from a client whose answers wait behind a parked request")
+        let floodKiB = try daemon.residentKiB()
+        XCTAssertLessThan(floodKiB - baselineKiB, 64 * 1024, "daemon grew from \(baselineKiB) KiB to \(floodKiB) KiB")
+
+        // The probe leaves, the parked request gets the lock, and every answer comes out.
+        flooder.shutdownWrite()
+        probe.close()
+        let answers = try flooder.readUntilEOF(timeout: 60)
+        XCTAssertEqual(answers.count, sent / line.count + 1 + (sent % line.count > 0 ? 1 : 0))
+        XCTAssertTrue(answers.first?.starts(with: Array(#"{"id":1,"result":{"resource_key":"k""#.utf8)) == true,
+                      String(decoding: answers.first?.prefix(120) ?? [], as: UTF8.self))
+    }
+
     /// A flooder that disconnects abruptly with answers still queued: the daemon drops them,
     /// closes its side, and keeps serving.
     func testFlooderThatResetsLeavesNothingBehind() throws {

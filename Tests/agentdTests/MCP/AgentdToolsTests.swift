@@ -13,6 +13,8 @@ final class ScriptedLink: DaemonLink, @unchecked Sendable {
     private var sent: [(method: String, params: JSONValue)] = []
     private var closeHandlers: [@Sendable (ConnectionError) -> Void] = []
     private(set) var closed = false
+    /// As AgentdConnection does once it has ended: onClose runs its handler at once.
+    var endedAlready = false
     var answer: (String, JSONValue) -> Result<JSONValue, Error>
 
     init(_ answer: @escaping (String, JSONValue) -> Result<JSONValue, Error>) {
@@ -31,7 +33,13 @@ final class ScriptedLink: DaemonLink, @unchecked Sendable {
     }
 
     func onClose(_ handler: @escaping @Sendable (ConnectionError) -> Void) {
-        lock.lock(); closeHandlers.append(handler); lock.unlock()
+        lock.lock()
+        if endedAlready {
+            lock.unlock()
+            return handler(.closed("the daemon closed the connection"))
+        }
+        closeHandlers.append(handler)
+        lock.unlock()
     }
 
     func close() {
@@ -294,6 +302,26 @@ final class AgentdToolsTests: XCTestCase {
         let next = await tools.call("locks", [:])
         XCTAssertTrue(next.structured["notices"]?[0]?.stringValue?.contains("the locks a, b that this session held were released") == true,
                       next.text)
+    }
+
+    func testAConnectionThatEndedBeforeItsCloseHandlerWasSetDoesNotHangTheSession() throws {
+        // The daemon may close a new connection before the session registers its close
+        // handler; the handler then runs at once, inside the session's registration.
+        let link = ScriptedLink { _, _ in .success(["locks": []]) }
+        link.endedAlready = true
+        let session = AgentSession(agent: "a", endpoint: "e") { link }
+        let tools = AgentdTools(session: session)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let finished = DispatchSemaphore(value: 0)
+            Task.detached {
+                _ = await tools.call("locks", [:])
+                finished.signal()
+            }
+            finished.wait()
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success, "the tool call hung")
     }
 
     func testClosingTheSessionClosesTheConnection() async {
