@@ -54,6 +54,9 @@ final class TLSClientSession: @unchecked Sendable {
         SSL_CTX_free(context)
     }
 
+    /// The daemon itself closes a connection that has not authenticated within 10 s.
+    static let handshakeTimeoutSeconds: Double = 30
+
     private func handshake() throws {
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
@@ -69,6 +72,11 @@ final class TLSClientSession: @unchecked Sendable {
                 }
                 throw TLSClientSession.failure("TLS handshake failed")
             }
+            // A peer that accepts TCP and never answers must not hang the client for ever.
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let polled = poll(&ready, 1, Int32(TLSClientSession.handshakeTimeoutSeconds * 1000))
+            if polled < 0 && errno == EINTR { continue }
+            guard polled > 0 else { throw ConnectionError.timedOut(seconds: TLSClientSession.handshakeTimeoutSeconds) }
             let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { throw ConnectionError.closed("the daemon closed the connection during the TLS handshake") }

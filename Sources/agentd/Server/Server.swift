@@ -56,7 +56,11 @@ final class Server: ConnectionDelegate {
         loop.onEndOfTurn { [unowned self] in self.endOfTurn() }
         loop.onSignal(SIGINT) { [unowned self] in self.shutDown() }
         loop.onSignal(SIGTERM) { [unowned self] in self.shutDown() }
-        if let network { loop.onSignal(SIGHUP) { network.reloadTokens() } }
+        // SIGHUP reloads the tokens file; without a network listener there is nothing to reload,
+        // and it must not end the daemon without its clean stop.
+        loop.onSignal(SIGHUP) { [weak network] in
+            if let network { network.reloadTokens() } else { Log.info("SIGHUP: nothing to reload (no --listen)") }
+        }
         // What expired while the daemon was down is already changed in memory: write it now.
         commitOrDie()
         armExpiryTimer()

@@ -2,12 +2,25 @@
 // an in-memory database that leaves nothing behind, and the socket's mode.
 
 import XCTest
+import AgentdClient
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
 final class StartupOptionsTests: IntegrationTestCase {
+
+    /// SIGHUP reloads the tokens file of a network listener; without one it changes nothing and,
+    /// above all, does not end the daemon.
+    func testSIGHUPWithoutAListenerKeepsServing() throws {
+        let daemon = try makeDaemon()
+        let connection = try openConnection(daemon)
+        try connection.call("AcquireResourceLock", ["resource_key": "kept", "ttl_secs": 60])
+        kill(try XCTUnwrap(daemon.child).pid, SIGHUP)
+        try waitUntil("the daemon logs the SIGHUP") { daemon.currentStderr.contains("SIGHUP") }
+        XCTAssertTrue(daemon.isRunning)
+        XCTAssertEqual(try connection.call("ListResourceLocks")["locks"]?[0]?["resource_key"], "kept")
+    }
 
     func testHelpPrintsUsageAndExitsZero() throws {
         let directory = try makeTempDir()
