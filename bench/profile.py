@@ -34,8 +34,16 @@ import time
 
 class Conn:
     def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+        for attempt in range(500):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:   # the socket file exists before listen() under valgrind
+                self.sock.close()
+                time.sleep(0.02)
+        else:
+            raise SystemExit("cannot connect to " + path)
         self.buffer = b""
 
     def send(self, obj):
