@@ -52,6 +52,7 @@ overwritten with garbage (after a power cut it holds anything).
 
 import argparse
 import json
+import math
 import os
 import random
 import shutil
@@ -592,13 +593,16 @@ class Checker:
         """Earliest and latest instant a lease or lock can expire, from its requests in the
         order they were sent (one at a time). The last acknowledged one set the expiry, unless
         one sent after it, unanswered, was committed before the kill."""
+        # The daemon's deadlines fall on whole seconds: the first at or after its clock plus the
+        # TTL (the original's wire keeps whole seconds), so a lease may run up to a second past
+        # the instant the answer arrived plus the TTL.
         lo = hi = None
         for r in records:
             ttl = r.params.get("lease_ttl_secs", r.params.get("ttl_secs"))
             if r.ok:
-                lo, hi = r.sent + ttl, r.received + ttl
+                lo, hi = r.sent + ttl, math.ceil(r.received + ttl)
             elif not r.answered and lo is not None:
-                lo, hi = min(lo, r.sent + ttl), max(hi, self.kill_time + ttl)
+                lo, hi = min(lo, r.sent + ttl), max(hi, math.ceil(self.kill_time + ttl))
         return lo, hi
 
     def check_leases(self, round_, nodes, journals, before, after):

@@ -34,8 +34,16 @@ import time
 
 class Conn:
     def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
+        for attempt in range(500):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:   # the socket file exists before listen() under valgrind
+                self.sock.close()
+                time.sleep(0.02)
+        else:
+            raise SystemExit("cannot connect to " + path)
         self.buffer = b""
 
     def send(self, obj):
@@ -85,7 +93,8 @@ def main():
         cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=yes",
                f"--callgrind-out-file={work}/callgrind.out.%p"] + cmd
     elif args.tool == "strace":
-        cmd = ["strace", "-f", "-o", f"{work}/strace", "-tt"] + cmd
+        # -s 96: the phase markers must not be cut off in the log.
+        cmd = ["strace", "-f", "-s", "96", "-o", f"{work}/strace", "-tt"] + cmd
     env = dict(os.environ, AGENTD_HOME=work)
     daemon = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "log"), "w"))
     for _ in range(3000):
@@ -136,7 +145,13 @@ def main():
 
     for c in conns:
         c.sock.close()
-    daemon.terminate()
+    if args.tool == "strace":
+        # SIGTERM to strace detaches it and leaves the daemon running: stop the daemon itself.
+        children = subprocess.run(["pgrep", "-P", str(daemon.pid)], capture_output=True, text=True).stdout.split()
+        for child in children:
+            os.kill(int(child), 15)
+    else:
+        daemon.terminate()
     daemon.wait()
 
     if args.tool == "callgrind":
@@ -201,7 +216,7 @@ def report_strace(work, names, n):
     segments, current = [], []
     for line in lines:
         current.append(line)
-        if '"phase":' in line and "read(" in line:
+        if "Health" in line and "phase" in line and "read(" in line:   # strace escapes the quotes
             segments.append(current)
             current = []
     print(f"system calls per request (strace -f, {n} requests per phase)")

@@ -68,12 +68,60 @@ package final class Statement {
     package let handle: OpaquePointer
     unowned let connection: SQLiteConnection
 
+    /// A buffer per parameter that text is copied into and bound from without SQLite copying it
+    /// again (SQLITE_STATIC): a transient binding costs SQLite a malloc when bound and a free
+    /// when the next value replaces it. A buffer stays valid until the value is bound again or
+    /// the statement is finalized, which is what SQLITE_STATIC asks.
+    private var scratch: [UnsafeMutablePointer<UInt8>?]
+    private var scratchCapacity: [Int]
+    /// Longer values are bound transient, so that one huge payload does not stay allocated.
+    private static let scratchLimit = 4096
+
     package init(handle: OpaquePointer, connection: SQLiteConnection) {
         self.handle = handle
         self.connection = connection
+        let parameters = Int(sqlite3_bind_parameter_count(handle)) + 1
+        scratch = Array(repeating: nil, count: parameters)
+        scratchCapacity = Array(repeating: 0, count: parameters)
     }
 
-    deinit { sqlite3_finalize(handle) }
+    deinit {
+        sqlite3_finalize(handle)
+        for buffer in scratch { buffer?.deallocate() }
+    }
+
+    /// The parameter's own buffer, at least `count` bytes long.
+    private func scratchBuffer(_ index: Int32, count: Int) -> UnsafeMutablePointer<UInt8> {
+        let i = Int(index)
+        if let buffer = scratch[i], scratchCapacity[i] >= count { return buffer }
+        scratch[i]?.deallocate()
+        let capacity = max(64, count)
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+        scratch[i] = buffer
+        scratchCapacity[i] = capacity
+        return buffer
+    }
+
+    /// Binds `count` bytes at `bytes` as text, copied into the parameter's buffer.
+    private func bindCopied(_ index: Int32, _ bytes: UnsafeRawPointer?, count: Int) {
+        guard count > 0, let bytes else {
+            sqlite3_bind_text(handle, index, emptyText, 0, nil)
+            return
+        }
+        guard count <= Statement.scratchLimit, Int(index) < scratch.count else {
+            sqlite3_bind_text(handle, index, bytes.assumingMemoryBound(to: CChar.self), Int32(count), transient)
+            return
+        }
+        let buffer = scratchBuffer(index, count: count)
+        buffer.update(from: bytes.assumingMemoryBound(to: UInt8.self), count: count)
+        sqlite3_bind_text(handle, index, UnsafeRawPointer(buffer).assumingMemoryBound(to: CChar.self), Int32(count), nil)
+    }
+
+    /// Binds text that lives as long as the program (a StaticString), without a copy.
+    package func bind(_ index: Int32, staticText text: StaticString) {
+        sqlite3_bind_text(handle, index, UnsafeRawPointer(text.utf8Start).assumingMemoryBound(to: CChar.self),
+                          Int32(text.utf8CodeUnitCount), nil)
+    }
 
     package func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
     package func bind(_ index: Int32, _ value: Int64?) {
@@ -81,26 +129,25 @@ package final class Statement {
     }
     package func bind(_ index: Int32, text: String?) {
         guard var text else { sqlite3_bind_null(handle, index); return }
-        text.withUTF8 { bytes in
-            let pointer = bytes.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) }
-            sqlite3_bind_text(handle, index, pointer ?? emptyText, Int32(bytes.count), transient)
-        }
+        text.withUTF8 { bytes in bindCopied(index, bytes.baseAddress, count: bytes.count) }
     }
 
     package func bind(_ index: Int32, utf8 bytes: [UInt8]?) {
         guard let bytes else { sqlite3_bind_null(handle, index); return }
-        bytes.withUnsafeBytes { raw in
-            let pointer = raw.baseAddress?.assumingMemoryBound(to: CChar.self)
-            sqlite3_bind_text(handle, index, pointer ?? emptyText, Int32(raw.count), transient)
-        }
+        bytes.withUnsafeBytes { raw in bindCopied(index, raw.baseAddress, count: raw.count) }
     }
 
     package func bind(_ index: Int32, uuid: UUID128?) {
         guard let uuid else { sqlite3_bind_null(handle, index); return }
-        var text: [UInt8] = []
-        text.reserveCapacity(36)
-        uuid.append(to: &text)
-        bind(index, utf8: text)
+        guard Int(index) < scratch.count else {
+            var text: [UInt8] = []
+            uuid.append(to: &text)
+            bind(index, utf8: text)
+            return
+        }
+        let buffer = scratchBuffer(index, count: 36)
+        uuid.write(to: buffer)
+        sqlite3_bind_text(handle, index, UnsafeRawPointer(buffer).assumingMemoryBound(to: CChar.self), 36, nil)
     }
 
     /// Runs the statement once for its effect.
