@@ -29,7 +29,12 @@ final class TLSClientSession: @unchecked Sendable {
             SSL_CTX_set_default_verify_paths(context)
         }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
-        guard let ssl = SSL_new(context), let input = BIO_new(BIO_s_mem()), let output = BIO_new(BIO_s_mem()) else {
+        let ssl = SSL_new(context), input = BIO_new(BIO_s_mem()), output = BIO_new(BIO_s_mem())
+        guard let ssl, let input, let output else {
+            // Free what was made before the one that failed (the free functions take nil).
+            SSL_free(ssl)
+            BIO_free(input)
+            BIO_free(output)
             SSL_CTX_free(context)
             throw TLSClientSession.failure("SSL_new")
         }

@@ -31,7 +31,13 @@ struct NodeRun {
         do {
             let input = try NodeRun.readableFile(acquired.resultText)
             defer { close(input) }
-            let out = try NodeRun.pipe(), err = try NodeRun.pipe()
+            let out = try NodeRun.pipe()
+            let err: (read: Int32, write: Int32)
+            do { err = try NodeRun.pipe() } catch {
+                close(out.read)
+                close(out.write)
+                throw error
+            }
             defer { close(out.read); close(err.read) }
             child = try state.starting(slot, label: label) {
                 defer { close(out.write); close(err.write) }
