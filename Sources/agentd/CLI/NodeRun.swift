@@ -61,7 +61,7 @@ struct NodeRun {
                     return false
                 }
             }
-            output.drain(stdout: out.read, stderr: err.read)
+            output.drain(stdout: out.read, stderr: err.read) { child.hasEnded }
             let status = child.wait()
             beats.stop()
             finish(label: label, ids: ids, status: status, output: output, lost: lost.withValue { $0 })
@@ -136,14 +136,29 @@ struct Capture {
     private(set) var stdoutCut = false
     private var stderr: [UInt8] = []
 
-    mutating func drain(stdout outFd: Int32, stderr errFd: Int32) {
+    /// Reads both pipes until they close. A command that leaves a background process holding
+    /// them open has ended all the same: once `childEnded()`, what comes within a second more
+    /// is kept and the rest is not waited for.
+    mutating func drain(stdout outFd: Int32, stderr errFd: Int32, childEnded: () -> Bool) {
         var fds = [pollfd(fd: outFd, events: Int16(POLLIN), revents: 0), pollfd(fd: errFd, events: Int16(POLLIN), revents: 0)]
         var chunk = [UInt8](repeating: 0, count: 65536)
+        var endedAt: timespec? = nil
         while fds.contains(where: { $0.fd >= 0 }) {
-            if poll(&fds, 2, -1) < 0 {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if let endedAt {
+                if now.tv_sec - endedAt.tv_sec >= 2 || (now.tv_sec - endedAt.tv_sec == 1 && now.tv_nsec >= endedAt.tv_nsec) {
+                    return
+                }
+            } else if childEnded() {
+                endedAt = now
+            }
+            let ready = poll(&fds, 2, 100)
+            if ready < 0 {
                 if errno == EINTR { continue }
                 return
             }
+            if ready == 0 { continue }
             for i in 0..<2 where fds[i].fd >= 0 && fds[i].revents != 0 {
                 let n = chunk.withUnsafeMutableBytes { read(fds[i].fd, $0.baseAddress!, $0.count) }
                 if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }

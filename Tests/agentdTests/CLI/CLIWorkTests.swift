@@ -68,6 +68,26 @@ final class CLIWorkTests: IntegrationTestCase {
         assertJSON(status["nodes"][0]["result_payload"], #"{"output":"hello\n"}"#)
     }
 
+    /// A command that leaves a background process holding its output open has still ended: its
+    /// node completes with what it wrote, instead of staying RUNNING for as long as that process
+    /// lives (here longer than the harness waits for `agentd work`).
+    func testABackgroundProcessHoldingTheOutputDoesNotKeepTheNodeRunning() throws {
+        let daemon = try makeDaemon()
+        let (task, _) = try submit(daemon, #"{"goal":"g","nodes":[{"name":"a"}]}"#)
+        let pidFile = daemon.directory + "/background.pid"
+        defer {
+            if let text = try? String(contentsOfFile: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                kill(pid, SIGKILL)
+            }
+        }
+        let script = #"sleep 120 & echo $! > "$0"; echo '{"done":true}'"#
+        let result = try cli(daemon, ["work", task, "--once", "--", "sh", "-c", script, pidFile], timeout: 60)
+        XCTAssertEqual(result.exit, .exited(0), result.stderr)
+        let status = try taskStatus(try connect(daemon), task)
+        XCTAssertEqual(status["nodes"][0]["status"].string, "COMPLETED")
+        assertJSON(status["nodes"][0]["result_payload"], #"{"done":true}"#)
+    }
+
     func testOnceWithNothingToRunExits75() throws {
         let daemon = try makeDaemon()
         let (task, _) = try submit(daemon, #"{"goal":"g","nodes":[{"name":"a"},{"name":"b","after":["a"]}]}"#)

@@ -72,6 +72,20 @@ final class ChildProcess: @unchecked Sendable {
         return status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
     }
 
+    /// True once the child has exited (a zombie not yet reaped counts), without reaping it.
+    var hasEnded: Bool {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else { return true }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 512)
+        guard fgets(&line, Int32(line.count), file) != nil else { return true }
+        let text = String(cString: line)
+        // "PID (COMMAND) STATE ...": the command may hold spaces and parentheses, the state
+        // follows the last ')'.
+        guard let close = text.lastIndex(of: ")") else { return true }
+        let state = text[text.index(after: close)...].drop { $0 == " " }.first
+        return state == "Z" || state == "X"
+    }
+
     /// Sends `signal` if the child has not ended yet.
     func signal(_ signal: Int32) {
         state.withValue { reaped in if !reaped { kill(pid, signal) } }
