@@ -31,7 +31,9 @@ public struct AgentdEnvironment {
     /// `AGENTD_SOCKET_PATH`, else `agentd.sock` in the home.
     public var socketPath: String { values["AGENTD_SOCKET_PATH"].map(expandTilde) ?? home + "/agentd.sock" }
 
-    public func expandTilde(_ path: String) -> String {
+    public func expandTilde(_ path: String) -> String { AgentdEnvironment.expandTilde(path, userHome: userHome) }
+
+    public static func expandTilde(_ path: String, userHome: String) -> String {
         if path == "~" { return userHome }
         if path.hasPrefix("~/") { return userHome + path.dropFirst(1) }
         return path

@@ -24,23 +24,6 @@ import AgentdProtocol
 import CoordinatorInvariants
 import Reactor
 
-/// A small deterministic generator for the choices a target makes from its input.
-struct SplitMix {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { bound <= 1 ? 0 : Int(next() % UInt64(bound)) }
-}
-
 let knownTaskLine = #"{"id":0,"method":"RegisterTask","params":{"goal":"fuzz","initial_nodes":[{"id":"11111111-1111-4111-8111-111111111111"},{"id":"22222222-2222-4222-8222-222222222222","dependencies":["11111111-1111-4111-8111-111111111111"]}]}}"#
 
 final class DecoderRun {

@@ -41,19 +41,15 @@ struct Configuration {
 
     /// Reads the environment (and its .env file) and then the flags of `serve` or `call`.
     static func load(arguments: [String], environment: [String: String], allowServeFlags: Bool) throws -> Configuration {
-        var env = environment
-        let userHome = environment["HOME"] ?? "/tmp"
-        let defaultHome = userHome + "/.agentd"
-        let envFile = environment["AGENTD_ENV_FILE"] ?? ((environment["AGENTD_HOME"] ?? defaultHome) + "/.env")
-        // The process environment wins over the file.
-        for (key, value) in readEnvFile(envFile) where env[key] == nil { env[key] = value }
-
-        let home = expandTilde(env["AGENTD_HOME"] ?? defaultHome, userHome: userHome)
-        var config = Configuration(home: home, databasePath: home + "/agent_state.db", socketPath: home + "/agentd.sock")
+        // The home, the .env file and the socket are found as every client finds them.
+        let resolved = AgentdEnvironment(processEnvironment: environment)
+        let env = resolved.values
+        let userHome = resolved.userHome
+        var config = Configuration(home: resolved.home, databasePath: resolved.home + "/agent_state.db",
+                                   socketPath: resolved.socketPath)
         if let url = env["AGENTD_DATABASE_URL"] {
             config.databasePath = try databasePath(fromURL: url, userHome: userHome)
         }
-        if let socket = env["AGENTD_SOCKET_PATH"] { config.socketPath = expandTilde(socket, userHome: userHome) }
         if let mode = env["AGENTD_SOCKET_MODE"] {
             config.socketMode = try socketMode(mode, setting: "AGENTD_SOCKET_MODE")
         }
@@ -161,10 +157,6 @@ struct Configuration {
     }
 
     static func expandTilde(_ path: String, userHome: String) -> String {
-        if path == "~" { return userHome }
-        if path.hasPrefix("~/") { return userHome + path.dropFirst(1) }
-        return path
+        AgentdEnvironment.expandTilde(path, userHome: userHome)
     }
-
-    static func readEnvFile(_ path: String) -> [String: String] { AgentdEnvironment.readEnvFile(path) }
 }

@@ -9,25 +9,10 @@ import CoordinatorInvariants
 /// A seeded random walk over every operation, checking after each step that the incrementally
 /// kept state agrees with a recount from scratch, and that the checker itself catches broken books.
 final class CoordinatorRandomWalkTests: XCTestCase {
-    /// SplitMix64: deterministic, so a failure names its seed and step.
-    private struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-        mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-        mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[below(items.count)] }
-    }
-
     private final class Walk {
         let c: Coordinator
         let clock: ManualClock
-        var rng: Generator
+        var rng: SplitMix
         var nextId: UInt64 = 1_000
         var taskIds: [UUID128] = []
         var parked: Set<UInt64> = []
@@ -41,7 +26,7 @@ final class CoordinatorRandomWalkTests: XCTestCase {
         init(seed: UInt64) {
             (c, clock) = makeCoordinator(timeoutSecs: 3)
             self.seed = seed
-            rng = Generator(state: seed)
+            rng = SplitMix(seed: seed)
             c.onWaiterResolved = { [unowned self] waiter, outcome in
                 self.resolved[waiter.id, default: 0] += 1
                 XCTAssertTrue(self.parked.contains(waiter.id), self.label)
