@@ -16,6 +16,8 @@ package struct ChangeSet {
     package var dirtyTasks: [Int32] = []
     /// Tasks removed with everything they own.
     package var deletedTasks: [UUID128] = []
+    /// The journal events of the deleted tasks.
+    package var deletedEvents: [UUID128] = []
     /// The fencing-token reservation moved to a new block.
     package var fencingReservationMoved = false
 
@@ -32,6 +34,7 @@ package struct ChangeSet {
         dirtyLocks.removeAll(keepingCapacity: true)
         dirtyTasks.removeAll(keepingCapacity: true)
         deletedTasks.removeAll(keepingCapacity: true)
+        deletedEvents.removeAll(keepingCapacity: true)
         fencingReservationMoved = false
     }
 }

@@ -86,6 +86,9 @@ extension Coordinator {
         taskIndex.remove(task.slot, status: task.indexedStatus)
         taskSlots[Int(task.slot)] = nil
         changes.deletedTasks.append(taskId)
+        // The journal has no index by task (every event insert would pay for one): its rows go
+        // by their ids, a lookup each, not a scan of every task's events.
+        changes.deletedEvents.append(contentsOf: task.events.lazy.map(\.id))
         // ReadEvents parked on it answer with no events.
         while let id = task.eventWaiters.popFirst() { resolveWaiter(id) }
     }

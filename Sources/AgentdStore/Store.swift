@@ -219,7 +219,13 @@ package final class Store {
             }
         }
         // Nodes, events and locks of a deleted task go with it: what ON DELETE CASCADE would
-        // do, written out (this connection does not enforce foreign keys).
+        // do, written out (this connection does not enforce foreign keys). Events by their
+        // primary key: event_journal has no index by task.
+        for id in changes.deletedEvents {
+            let s = statements.deleteEvent
+            s.bind(1, uuid: id)
+            try s.run()
+        }
         for id in changes.deletedTasks {
             for s in statements.deleteTaskRows {
                 s.bind(1, uuid: id)
@@ -308,7 +314,9 @@ private struct Statements {
     package let begin, commit, rollback: Statement
     package let insertTask, insertNode, updateNode, insertEvent, upsertLock, deleteLock: Statement
     package let updateTask, saveCounter: Statement
-    /// A task's events, nodes, locks and its own row, in that order.
+    /// One journal event, by its id.
+    package let deleteEvent: Statement
+    /// A deleted task's nodes, locks and its own row, in that order.
     package let deleteTaskRows: [Statement]
 
     package init(_ db: SQLiteConnection) throws {
@@ -338,8 +346,8 @@ private struct Statements {
             """)
         deleteLock = try db.prepare("DELETE FROM resource_locks WHERE resource_key = ?1")
         updateTask = try db.prepare("UPDATE global_tasks SET cancelled = ?1 WHERE id = ?2")
+        deleteEvent = try db.prepare("DELETE FROM event_journal WHERE id = ?1")
         deleteTaskRows = [
-            try db.prepare("DELETE FROM event_journal WHERE task_id = ?1"),
             try db.prepare("DELETE FROM dag_nodes WHERE task_id = ?1"),
             try db.prepare("DELETE FROM resource_locks WHERE task_id = ?1"),
             try db.prepare("DELETE FROM global_tasks WHERE id = ?1"),

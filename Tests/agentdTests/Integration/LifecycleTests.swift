@@ -330,6 +330,14 @@ final class LifecycleTests: FeatureTestCase {
         try complete(client, keep, got, result: [:])
         assertJSON(try client.call("DeleteTask", ["task_id": .string(keep)]), #"{"ok":true}"#)
         XCTAssertEqual(try listLocks(client).compactMap { $0["resource_key"]?.stringValue }, ["free:lock"])
+
+        // No row of either task is left in the file: not its events, nodes or locks.
+        _ = try daemon.stop()
+        let count = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(sum(c.execute(q, (sys.argv[2], sys.argv[3])).fetchone()[0] for q in ['SELECT COUNT(*) FROM event_journal WHERE task_id IN (?, ?)', 'SELECT COUNT(*) FROM dag_nodes WHERE task_id IN (?, ?)', 'SELECT COUNT(*) FROM resource_locks WHERE task_id IN (?, ?)', 'SELECT COUNT(*) FROM global_tasks WHERE id IN (?, ?)']))"
+        let left = try itRun(try XCTUnwrap(itWhich("python3")), ["-c", count, daemon.dbPath, taskID, keep],
+                             environment: ProcessInfo.processInfo.environment, directory: daemon.directory)
+        XCTAssertEqual(left.exit, .exited(0), left.stderr)
+        XCTAssertEqual(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines), "0")
     }
 
     /// Attempts, max_attempts, FAILED/BLOCKED and CANCELLED survive a kill -9 and restart.
