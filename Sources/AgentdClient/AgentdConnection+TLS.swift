@@ -31,7 +31,11 @@ extension AgentdConnection {
     /// (`unix://PATH` or a bare path).
     public convenience init(endpoint: String, caFile: String? = nil, token: String? = nil) throws {
         if endpoint.hasPrefix("tls://") {
-            let (host, port) = try AgentdConnection.parseTLSEndpoint(endpoint)
+            let address: TLSAddress
+            do { address = try TLSAddress(parsing: endpoint) } catch {
+                throw ConnectionError.unreachable(endpoint: endpoint, reason: "expected tls://HOST:PORT (\(error))")
+            }
+            let (host, port) = (address.host, address.port)
             guard let token else {
                 throw ConnectionError.unreachable(endpoint: endpoint, reason: "a tls:// endpoint needs a token (--token-file)")
             }
@@ -60,24 +64,6 @@ extension AgentdConnection {
         let token = AgentdEnvironment.trimmed(String(decoding: bytes, as: UTF8.self))
         guard !token.isEmpty else { throw ConnectionError.unreachable(endpoint: path, reason: "the token file is empty") }
         return token
-    }
-
-    static func parseTLSEndpoint(_ endpoint: String) throws -> (String, Int) {
-        let rest = endpoint.dropFirst("tls://".count)
-        var host: Substring, portText: Substring
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            portText = rest[rest.index(after: close)...].dropFirst()
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        } else {
-            throw ConnectionError.unreachable(endpoint: endpoint, reason: "expected tls://HOST:PORT")
-        }
-        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
-            throw ConnectionError.unreachable(endpoint: endpoint, reason: "expected tls://HOST:PORT")
-        }
-        return (String(host), port)
     }
 
     static func connectTCP(host: String, port: Int, endpoint: String) throws -> Int32 {

@@ -4,13 +4,7 @@ import AgentdClient
 /// comma-separated), the certificate and key (PEM), the tokens file and the connection cap.
 /// There is no plaintext TCP listener: an address without all three files is refused at start.
 struct NetworkSettings {
-    struct Address: CustomStringConvertible {
-        var host: String
-        var port: Int
-        var description: String { "tls://" + (host.contains(":") ? "[\(host)]" : host) + ":\(port)" }
-    }
-
-    var listen: [Address] = []
+    var listen: [TLSAddress] = []
     var certificatePath: String?
     var keyPath: String?
     var tokensPath: String?
@@ -68,32 +62,16 @@ struct NetworkSettings {
     }
 
     /// `tls://HOST:PORT`, `tls://[IPV6]:PORT`.
-    static func parse(_ text: String, setting: String) throws -> Address {
+    static func parse(_ text: String, setting: String) throws -> TLSAddress {
         guard text.hasPrefix("tls://") else {
             throw Configuration.Problem(description:
                 "\(setting) \(text): only tls://HOST:PORT is served (there is no plaintext TCP listener)")
         }
-        let rest = text.dropFirst("tls://".count)
-        var host: Substring
-        var portText: Substring
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let afterBracket = rest[rest.index(after: close)...]
-            guard afterBracket.hasPrefix(":") else {
-                throw Configuration.Problem(description: "\(setting) \(text) names no port")
-            }
-            portText = afterBracket.dropFirst()
-        } else {
-            guard let colon = rest.lastIndex(of: ":") else {
-                throw Configuration.Problem(description: "\(setting) \(text) names no port: use tls://HOST:PORT")
-            }
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
+        do {
+            return try TLSAddress(parsing: text, allowAnyPort: true)
+        } catch {
+            throw Configuration.Problem(description: "\(setting) \(text): \(error)")
         }
-        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else {
-            throw Configuration.Problem(description: "\(setting) \(text): expected tls://HOST:PORT with a port from 0 to 65535")
-        }
-        return Address(host: String(host), port: port)
     }
 
     private static func positive(_ text: String, setting: String) throws -> Int {

@@ -1,3 +1,4 @@
+import AgentdClient
 import Glibc
 
 /// Command-line options. Every scenario reads the ones it needs; see `usage`.
@@ -38,24 +39,12 @@ struct Options {
     /// HOST and PORT of `--connect tls://HOST:PORT` (an IPv6 address in brackets), or nil.
     var tlsAddress: (host: String, port: Int)? {
         if connect.isEmpty { return nil }
-        guard connect.hasPrefix("tls://") else { fail("--connect: tls://HOST:PORT, not \(connect)") }
-        let rest = connect.dropFirst("tls://".count)
-        var host: Substring
-        var portText: Substring
-        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            portText = rest[close...].dropFirst()
-            guard portText.hasPrefix(":") else { fail("--connect: no port in \(connect)") }
-            portText = portText.dropFirst()
-        } else {
-            guard let colon = rest.lastIndex(of: ":") else { fail("--connect: no port in \(connect)") }
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
+        do {
+            let address = try TLSAddress(parsing: connect)
+            return (address.host, address.port)
+        } catch {
+            fail("--connect \(connect): \(error)")
         }
-        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else {
-            fail("--connect: tls://HOST:PORT, not \(connect)")
-        }
-        return (String(host), port)
     }
 
     static let usage = """
