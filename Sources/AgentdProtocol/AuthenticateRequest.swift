@@ -45,13 +45,8 @@ package enum AuthenticateRequest {
 
     /// `{"id":...,"result":{"agent":NAME}}`.
     package static func appendAccepted(agent: String, id: EchoedId, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        if id.isPresent {
-            out.appendASCII("\"id\":")
-            id.append(to: &out)
-            out.append(UInt8(ascii: ","))
-        }
-        out.appendASCII("\"result\":{\"agent\":")
+        RequestHandler.appendResultOpening(id: id, to: &out)
+        out.appendASCII("{\"agent\":")
         out.appendJSONString(agent)
         out.appendASCII("}}\n")
     }

@@ -147,7 +147,8 @@ package final class RequestHandler {
     // MARK: - Envelope
 
     /// `{"id":ID,"result":` (no id member when the request had none); the result and `}\n` follow.
-    private static func appendResultOpening(id: EchoedId, to out: inout [UInt8]) {
+    /// `{"id":ID,"result":` (or `{"result":` without an id): the answer's opening.
+    package static func appendResultOpening(id: EchoedId, to out: inout [UInt8]) {
         if id.isPresent {
             out.appendASCII("{\"id\":")
             id.append(to: &out)
