@@ -49,11 +49,13 @@ final class CLIBasicsTests: IntegrationTestCase {
             guard daemon.isRunning else { throw ITError("agentd exited: \(daemon.stderr)") }
             return ITLineClient.tryConnect(socket).map { $0.close(); return true } ?? false
         }
-        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/top.db"))
-        // Once it answers, its loop runs and SIGTERM stops it cleanly.
+        // The socket is claimed before the database opens (a connection waits in the backlog
+        // meanwhile), so the file is checked once the daemon has answered.
         let client = try ITLineClient.connect(socket)
         XCTAssertEqual(try client.call("Health")["status"].string, "ok")
         client.close()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/top.db"))
+        // Its loop runs and SIGTERM stops it cleanly.
         daemon.signal(SIGTERM)
         XCTAssertEqual(daemon.waitForExit(timeout: 10), .exited(0), daemon.stderr)
     }
