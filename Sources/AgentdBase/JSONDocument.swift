@@ -36,14 +36,25 @@ package struct JSONDocument {
     }
 
     package func member(_ object: Int, bytes key: UnsafeRawBufferPointer) -> Int? {
-        let tokens = tape.tokens
-        guard tokens[object].kind == .object else { return nil }
-        var keyIndex = object + 1
-        for _ in 0 ..< tokens[object].count {
-            if stringEquals(keyIndex, bytes: key) { return keyIndex + 1 }
-            keyIndex = Int(tokens[keyIndex + 1].next)
+        tape.tokens.withUnsafeBufferPointer { tokens in
+            guard tokens[object].kind == .object else { return nil }
+            var keyIndex = object + 1
+            for _ in 0 ..< tokens[object].count {
+                // Every request reads each of its method's params this way, most of them absent:
+                // a key without escapes whose length differs is ruled out without a call.
+                let t = tokens[keyIndex]
+                if t.count == 0 {
+                    if Int(t.end - t.start) == key.count
+                        && (key.isEmpty || JSONBytes.equal(input.baseAddress! + Int(t.start), key.baseAddress!, count: key.count)) {
+                        return keyIndex + 1
+                    }
+                } else if stringEquals(keyIndex, bytes: key) {
+                    return keyIndex + 1
+                }
+                keyIndex = Int(tokens[keyIndex + 1].next)
+            }
+            return nil
         }
-        return nil
     }
 
     /// (key, value) index pairs of an object, in document order; empty if not an object.

@@ -58,7 +58,7 @@ extension Coordinator {
     package func grantLock(_ request: LockRequest) -> Int32 {
         let now = nowMs
         let expiresAt = leaseDeadline(afterSecs: max(request.ttlSecs ?? defaultLockTTLSecs, 1), from: now)
-        touchLock(request.key)
+        touchLock(request.key, held: false)
         fencingCounter += 1
         if fencingCounter > fencingReserved {
             // Written in the same transaction as this grant, so no token outruns the disk.

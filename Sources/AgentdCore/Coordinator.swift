@@ -249,10 +249,11 @@ package final class Coordinator {
     // Lock table
 
     /// Records that a lock key is about to change, remembering whether its row is on disk now.
-    package func touchLock(_ key: String) {
-        if changes.dirtyLocks[key] == nil {
-            changes.dirtyLocks[key] = locks.contains(key: key)
-        }
+    /// At a key's first change in a turn its row is on disk exactly when the key is held (every
+    /// earlier change was committed), so the caller says which: `held` is false only for a grant.
+    /// One hash of the key: the default subscript inserts `held` only when the key is new.
+    package func touchLock(_ key: String, held: Bool = true) {
+        keepFirst(&changes.dirtyLocks[key, default: held])
     }
 
     package func insertLock(_ lock: ResourceLock) -> Int32 {
@@ -366,3 +367,8 @@ package final class Coordinator {
         }
     }
 }
+
+/// Leaves the value as it is: passed the default subscript of a dictionary, it inserts the
+/// default for a new key and keeps an existing one, with one lookup.
+@inline(__always)
+private func keepFirst(_ value: inout Bool) {}

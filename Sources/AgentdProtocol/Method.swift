@@ -1,3 +1,4 @@
+import Glibc
 import AgentdBase
 import AgentdCore
 /// Every method the daemon answers to. Each also answers to its snake_case name.
@@ -68,19 +69,24 @@ package enum Method: CaseIterable {
 
 /// Finds a method by the raw bytes of its name without building a String on the hot path.
 package struct MethodTable {
-    private var entries: [(name: [UInt8], method: Method)] = []
+    /// The names of each length, so that a lookup (every request makes one) compares a few
+    /// candidates with memcmp instead of walking every name.
+    private var byLength: [[(name: [UInt8], method: Method)]] = []
 
     package init() {
         for method in Method.allCases {
             for name in [method.name, Method.snakeCase(method.name)] + method.aliases {
-                entries.append((Array(name.utf8), method))
+                let bytes = Array(name.utf8)
+                while byLength.count <= bytes.count { byLength.append([]) }
+                byLength[bytes.count].append((bytes, method))
             }
         }
     }
 
     package func lookup(_ name: UnsafeRawBufferPointer) -> Method? {
-        for entry in entries where entry.name.count == name.count {
-            if entry.name.withUnsafeBytes({ $0.elementsEqual(name) }) { return entry.method }
+        guard name.count < byLength.count, let base = name.baseAddress else { return nil }
+        for entry in byLength[name.count] {
+            if entry.name.withUnsafeBytes({ memcmp($0.baseAddress!, base, name.count) == 0 }) { return entry.method }
         }
         return nil
     }
