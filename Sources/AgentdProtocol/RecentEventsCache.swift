@@ -18,7 +18,12 @@ package final class RecentEventsCache {
     /// Appends the task's last `limit` events, oldest first, comma-separated.
     package func appendRecentEvents(of task: TaskRecord, limit: Int, to out: inout [UInt8]) {
         let first = max(0, task.events.count - limit)
-        var window = windows.removeValue(forKey: task.id) ?? Window(start: first)
+        // The window is changed where it lies in the dictionary: one lookup, and its arrays are
+        // not copied (taking it out and putting it back cost two hashes and a delete per acquire).
+        RecentEventsCache.append(task, from: first, window: &windows[task.id, default: Window(start: first)], to: &out)
+    }
+
+    private static func append(_ task: TaskRecord, from first: Int, window: inout Window, to out: inout [UInt8]) {
         // Events that left the window go; the window never starts past the first one wanted.
         if window.start < first {
             window.encoded.removeFirst(min(first - window.start, window.encoded.count))
@@ -35,7 +40,6 @@ package final class RecentEventsCache {
             if offset > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: json)
         }
-        windows[task.id] = window
     }
 
     /// A deleted task's window goes with it.
