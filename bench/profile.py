@@ -34,25 +34,19 @@ import sys
 import tempfile
 import time
 
-from profile_anchors import TARGETS, connect_unix
+from profile_anchors import TARGETS, Lines, connect_unix
 
 
 class Conn:
     def __init__(self, path):
         self.sock = connect_unix(path)
-        self.buffer = b""
+        self.lines = Lines(self.sock, b"\n")
 
     def send(self, obj):
         self.sock.sendall((json.dumps(obj, separators=(",", ":")) + "\n").encode())
 
     def read(self):
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise SystemExit("daemon closed the connection")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        answer = json.loads(line)
+        answer = json.loads(self.lines.next())
         if "error" in answer:
             raise SystemExit(f"error answer: {answer}")
         return answer["result"]

@@ -29,6 +29,24 @@ def connect_unix(path):
     raise SystemExit("cannot connect to " + path)
 
 
+class Lines:
+    """Lines read from a socket, up to a delimiter (CRLF for the anchors, LF for agentd)."""
+
+    def __init__(self, sock, delimiter):
+        self.sock = sock
+        self.delimiter = delimiter
+        self.buffer = b""
+
+    def next(self):
+        while self.delimiter not in self.buffer:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise SystemExit("server closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(self.delimiter, 1)
+        return line
+
+
 class LineConn:
     """A connection to a server whose answers are CRLF lines (RESP, beanstalkd's protocol).
 
@@ -38,19 +56,13 @@ class LineConn:
     def __init__(self, path, continuation):
         self.sock = connect_unix(path)
         self.continuation = continuation
-        self.buffer = b""
+        self.lines = Lines(self.sock, b"\r\n")
 
     def send(self, data):
         self.sock.sendall(data)
 
     def line(self):
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise SystemExit("server closed the connection")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
+        return self.lines.next()
 
     def read(self):
         first = self.line()
