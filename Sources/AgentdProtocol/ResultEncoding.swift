@@ -13,89 +13,114 @@ package enum ResultEncoding {
         node(task.nodes[Int(index)], of: task, to: &out)
     }
 
-    /// A node value (current, or as a snapshot kept it) of `task`.
+    /// A node value (current, or as a snapshot kept it) of `task`. Composed in one piece (see
+    /// JSONCursor): TaskStatus writes one per node.
     package static func node(_ node: Node, of task: TaskRecord, to out: inout [UInt8]) {
-        out.appendASCII("{\"id\":")
-        out.appendQuotedUUID(node.id)
-        out.appendASCII(",\"task_id\":")
-        out.appendQuotedUUID(task.id)
-        out.appendASCII(",\"status\":\"")
-        out.append(contentsOf: node.status.name.utf8)
-        out.appendASCII("\",\"dependencies\":")
-        appendDependencies(of: node, in: task, to: &out)
-        out.appendASCII(",\"payload_schema\":")
-        out.append(contentsOf: node.payloadSchema)
-        out.appendASCII(",\"result_payload\":")
-        appendResult(of: node, to: &out)
-        out.appendASCII(",\"acquired_at\":")
-        out.appendOptionalInt(node.lease?.acquiredAtSecs)
-        out.appendASCII(",\"lease_id\":")
-        out.appendOptionalUUID(node.lease?.id)
-        out.appendASCII(",\"lease_owner\":")
-        out.appendOptionalString(node.lease?.owner)
-        out.appendASCII(",\"lease_expires_at\":")
-        out.appendOptionalInt(node.lease.map { $0.expiresAtMs / 1000 })
-        out.appendASCII(",\"updated_at\":")
-        out.appendJSONInt(node.updatedAtSecs)
-        out.appendASCII(",\"attempts\":")
-        out.appendJSONInt(Int64(node.attempts))
-        out.appendASCII(",\"max_attempts\":")
-        appendMaxAttempts(of: node, to: &out)
-        out.appendASCII(",\"name\":")
-        out.appendOptionalString(node.name)
-        out.append(UInt8(ascii: "}"))
+        out.appendComposed(maxCount: maxBytes(of: node)) { out in
+            out.ascii("{\"id\":")
+            out.quotedUUID(node.id)
+            out.ascii(",\"task_id\":")
+            out.quotedUUID(task.id)
+            out.ascii(",\"status\":")
+            writeStatus(node.status, to: &out)
+            out.ascii(",\"dependencies\":")
+            writeDependencies(of: node, in: task, to: &out)
+            out.ascii(",\"payload_schema\":")
+            out.raw(node.payloadSchema)
+            out.ascii(",\"result_payload\":")
+            writeResult(of: node, to: &out)
+            out.ascii(",\"acquired_at\":")
+            out.optionalInt(node.lease?.acquiredAtSecs)
+            out.ascii(",\"lease_id\":")
+            out.optionalUUID(node.lease?.id)
+            out.ascii(",\"lease_owner\":")
+            out.optionalString(node.lease?.owner)
+            out.ascii(",\"lease_expires_at\":")
+            out.optionalInt(node.lease.map { $0.expiresAtMs / 1000 })
+            out.ascii(",\"updated_at\":")
+            out.int(node.updatedAtSecs)
+            out.ascii(",\"attempts\":")
+            out.int(Int64(node.attempts))
+            out.ascii(",\"max_attempts\":")
+            writeMaxAttempts(of: node, to: &out)
+            out.ascii(",\"name\":")
+            out.optionalString(node.name)
+            out.byte(UInt8(ascii: "}"))
+        }
     }
 
     /// The acquire context's node: the same fields as `node`, keys sorted (the original builds it
     /// as a map).
     package static func sortedNode(_ index: Int32, of task: TaskRecord, to out: inout [UInt8]) {
         let node = task.nodes[Int(index)]
-        out.appendASCII("{\"acquired_at\":")
-        out.appendOptionalInt(node.lease?.acquiredAtSecs)
-        out.appendASCII(",\"attempts\":")
-        out.appendJSONInt(Int64(node.attempts))
-        out.appendASCII(",\"dependencies\":")
-        appendDependencies(of: node, in: task, to: &out)
-        out.appendASCII(",\"id\":")
-        out.appendQuotedUUID(node.id)
-        out.appendASCII(",\"lease_expires_at\":")
-        out.appendOptionalInt(node.lease.map { $0.expiresAtMs / 1000 })
-        out.appendASCII(",\"lease_id\":")
-        out.appendOptionalUUID(node.lease?.id)
-        out.appendASCII(",\"lease_owner\":")
-        out.appendOptionalString(node.lease?.owner)
-        out.appendASCII(",\"max_attempts\":")
-        appendMaxAttempts(of: node, to: &out)
-        out.appendASCII(",\"name\":")
-        out.appendOptionalString(node.name)
-        out.appendASCII(",\"payload_schema\":")
-        out.append(contentsOf: node.payloadSchema)
-        out.appendASCII(",\"result_payload\":")
-        appendResult(of: node, to: &out)
-        out.appendASCII(",\"status\":\"")
-        out.append(contentsOf: node.status.name.utf8)
-        out.appendASCII("\",\"task_id\":")
-        out.appendQuotedUUID(task.id)
-        out.appendASCII(",\"updated_at\":")
-        out.appendJSONInt(node.updatedAtSecs)
-        out.append(UInt8(ascii: "}"))
+        out.appendComposed(maxCount: maxBytes(of: node)) { out in
+            out.ascii("{\"acquired_at\":")
+            out.optionalInt(node.lease?.acquiredAtSecs)
+            out.ascii(",\"attempts\":")
+            out.int(Int64(node.attempts))
+            out.ascii(",\"dependencies\":")
+            writeDependencies(of: node, in: task, to: &out)
+            out.ascii(",\"id\":")
+            out.quotedUUID(node.id)
+            out.ascii(",\"lease_expires_at\":")
+            out.optionalInt(node.lease.map { $0.expiresAtMs / 1000 })
+            out.ascii(",\"lease_id\":")
+            out.optionalUUID(node.lease?.id)
+            out.ascii(",\"lease_owner\":")
+            out.optionalString(node.lease?.owner)
+            out.ascii(",\"max_attempts\":")
+            writeMaxAttempts(of: node, to: &out)
+            out.ascii(",\"name\":")
+            out.optionalString(node.name)
+            out.ascii(",\"payload_schema\":")
+            out.raw(node.payloadSchema)
+            out.ascii(",\"result_payload\":")
+            writeResult(of: node, to: &out)
+            out.ascii(",\"status\":")
+            writeStatus(node.status, to: &out)
+            out.ascii(",\"task_id\":")
+            out.quotedUUID(task.id)
+            out.ascii(",\"updated_at\":")
+            out.int(node.updatedAtSecs)
+            out.byte(UInt8(ascii: "}"))
+        }
     }
 
-    private static func appendDependencies(of node: Node, in task: TaskRecord, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        for (offset, dependency) in node.dependencies.enumerated() {
-            if offset > 0 { out.append(UInt8(ascii: ",")) }
-            out.appendQuotedUUID(task.nodes[Int(dependency)].id)
+    /// The most either node object can take: 450 covers its keys, three UUIDs, a status and five
+    /// integers; the rest grows with the node.
+    private static func maxBytes(of node: Node) -> Int {
+        450 + node.dependencies.count * 39 + node.payloadSchema.count + (node.result?.count ?? 4)
+            + (node.lease.map { JSONCursor.maxBytes($0.owner) } ?? 4) + (node.name.map(JSONCursor.maxBytes) ?? 4)
+    }
+
+    private static func writeStatus(_ status: NodeStatus, to out: inout JSONCursor) {
+        switch status {
+        case .pending: out.ascii("\"PENDING\"")
+        case .running: out.ascii("\"RUNNING\"")
+        case .completed: out.ascii("\"COMPLETED\"")
+        case .failed: out.ascii("\"FAILED\"")
         }
-        out.append(UInt8(ascii: "]"))
+    }
+
+    private static func writeDependencies(of node: Node, in task: TaskRecord, to out: inout JSONCursor) {
+        out.byte(UInt8(ascii: "["))
+        for (offset, dependency) in node.dependencies.enumerated() {
+            if offset > 0 { out.byte(UInt8(ascii: ",")) }
+            out.quotedUUID(task.nodes[Int(dependency)].id)
+        }
+        out.byte(UInt8(ascii: "]"))
+    }
+
+    private static func writeResult(of node: Node, to out: inout JSONCursor) {
+        if let result = node.result { out.raw(result) } else { out.ascii("null") }
     }
 
     private static func appendResult(of node: Node, to out: inout [UInt8]) {
         if let result = node.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
     }
 
-    private static func appendMaxAttempts(of node: Node, to out: inout [UInt8]) {
-        out.appendOptionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
+    private static func writeMaxAttempts(of node: Node, to out: inout JSONCursor) {
+        out.optionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
     }
 
     /// `{COMPLETED?, FAILED?, PENDING?, RUNNING?}`: the statuses present, sorted (the original's
@@ -278,32 +303,37 @@ package enum ResultEncoding {
     /// `{resource_key, lease_id, owner, provider, task_id, node_id, metadata, acquired_at,
     /// lease_expires_at[, updated_at], fencing_token, waiters}`.
     package static func lock(_ lock: ResourceLock, withUpdatedAt: Bool, waiters: Int, to out: inout [UInt8]) {
-        out.appendASCII("{\"resource_key\":")
-        out.appendJSONString(lock.key)
-        out.appendASCII(",\"lease_id\":")
-        out.appendQuotedUUID(lock.leaseId)
-        out.appendASCII(",\"owner\":")
-        out.appendJSONString(lock.owner)
-        out.appendASCII(",\"provider\":")
-        out.appendOptionalString(lock.provider)
-        out.appendASCII(",\"task_id\":")
-        out.appendOptionalUUID(lock.taskId)
-        out.appendASCII(",\"node_id\":")
-        out.appendOptionalUUID(lock.nodeId)
-        out.appendASCII(",\"metadata\":")
-        out.append(contentsOf: lock.metadata)
-        out.appendASCII(",\"acquired_at\":")
-        out.appendJSONInt(lock.acquiredAtSecs)
-        out.appendASCII(",\"lease_expires_at\":")
-        out.appendJSONInt(lock.expiresAtMs / 1000)
-        if withUpdatedAt {
-            out.appendASCII(",\"updated_at\":")
-            out.appendJSONInt(lock.updatedAtSecs)
+        // Every lock request answers with this object: composed in one piece (see JSONCursor).
+        let most = 400 + JSONCursor.maxBytes(lock.key) + JSONCursor.maxBytes(lock.owner)
+            + (lock.provider.map(JSONCursor.maxBytes) ?? 4) + lock.metadata.count
+        out.appendComposed(maxCount: most) { out in
+            out.ascii("{\"resource_key\":")
+            out.string(lock.key)
+            out.ascii(",\"lease_id\":")
+            out.quotedUUID(lock.leaseId)
+            out.ascii(",\"owner\":")
+            out.string(lock.owner)
+            out.ascii(",\"provider\":")
+            out.optionalString(lock.provider)
+            out.ascii(",\"task_id\":")
+            out.optionalUUID(lock.taskId)
+            out.ascii(",\"node_id\":")
+            out.optionalUUID(lock.nodeId)
+            out.ascii(",\"metadata\":")
+            out.raw(lock.metadata)
+            out.ascii(",\"acquired_at\":")
+            out.int(lock.acquiredAtSecs)
+            out.ascii(",\"lease_expires_at\":")
+            out.int(lock.expiresAtMs / 1000)
+            if withUpdatedAt {
+                out.ascii(",\"updated_at\":")
+                out.int(lock.updatedAtSecs)
+            }
+            out.ascii(",\"fencing_token\":")
+            out.int(lock.fencingToken)
+            out.ascii(",\"waiters\":")
+            out.int(Int64(waiters))
+            out.byte(UInt8(ascii: "}"))
         }
-        out.appendASCII(",\"fencing_token\":")
-        out.appendJSONInt(lock.fencingToken)
-        out.appendASCII(",\"waiters\":")
-        out.appendJSONInt(Int64(waiters))
-        out.append(UInt8(ascii: "}"))
     }
 }

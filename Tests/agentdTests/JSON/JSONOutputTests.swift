@@ -50,6 +50,40 @@ final class JSONOutputTests: XCTestCase {
         }
     }
 
+    /// The cursor that composes whole answers writes what the array appends write, byte for byte,
+    /// and what it reports as written is what it wrote, through the stack and the heap paths.
+    func testCursorWritesWhatTheAppendsWrite() {
+        var generator = UUIDGenerator(seed: 3)
+        let strings = ["", "plain", "a\"b\\c", "\n\u{0}\u{1F}\u{7F}", "é😀€", String(repeating: "\"", count: 300),
+                       String((0 ..< 128).map { Character(Unicode.Scalar(UInt8($0))) })]
+        for s in strings {
+            let id = generator.next()
+            let int = Int64(bitPattern: generator.nextUInt64())
+            var expected: [UInt8] = []
+            expected.appendJSONString(s)
+            expected.appendQuotedUUID(id)
+            expected.appendOptionalUUID(nil)
+            expected.appendJSONInt(int)
+            expected.appendOptionalInt(nil)
+            expected.appendOptionalString(nil)
+            expected.appendASCII(",\"k\":")
+            expected.append(contentsOf: [0x7B, 0x7D])
+            var composed: [UInt8] = [0x2A]
+            composed.appendComposed(maxCount: JSONCursor.maxBytes(s) + 200) { out in
+                out.string(s)
+                out.quotedUUID(id)
+                out.optionalUUID(nil)
+                out.int(int)
+                out.optionalInt(nil)
+                out.optionalString(nil)
+                out.ascii(",\"k\":")
+                out.raw([0x7B, 0x7D])
+                out.raw([])
+            }
+            XCTAssertEqual(composed, [0x2A] + expected, s)
+        }
+    }
+
     func testRawAppends() {
         XCTAssertEqual(appendedText { $0.appendASCII("{\"ok\":true}") }, #"{"ok":true}"#)
         XCTAssertEqual(appendedText { $0.appendBytes([0x61, 0x62]); $0.appendBytes([]) }, "ab")
