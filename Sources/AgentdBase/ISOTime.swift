@@ -4,9 +4,17 @@
 package enum ISOTime {
     private static let msPerDay: Int64 = 86_400_000
 
+    /// The most `write` writes (a year of Int64's range, and a sign).
+    package static let maxBytes = 40
+
     /// Appends e.g. "2024-02-29T12:34:56.789Z". Years outside 0...9999 get more digits
     /// or a minus sign and so are not strictly RFC 3339.
     package static func append(unixMs: Int64, to out: inout [UInt8]) {
+        out.appendWriting(maxCount: maxBytes) { write(unixMs: unixMs, to: $0) }
+    }
+
+    /// Writes the same at `p` (room for `maxBytes`); returns the length.
+    package static func write(unixMs: Int64, to p: UnsafeMutablePointer<UInt8>) -> Int {
         // Floor division, so instants before 1970 land on the right day.
         var days = unixMs / msPerDay
         var msOfDay = Int(unixMs % msPerDay)
@@ -15,32 +23,30 @@ package enum ISOTime {
             msOfDay += Int(msPerDay)
         }
         let (year, month, day) = civil(fromDays: days)
-        out.appendWriting(maxCount: 40) { p in
-            var n = 0
-            if year < 0 {
-                p[0] = UInt8(ascii: "-")
-                n = 1
-            }
-            if year.magnitude < 10_000 {
-                JSONDigits.writeDecimal(Int(year.magnitude), width: 4, to: p + n)
-                n += 4
-            } else {
-                n += JSONDigits.writeDecimal(year.magnitude, to: p + n)
-            }
-            func put(_ separator: Unicode.Scalar, _ value: Int, width: Int) {
-                p[n] = UInt8(ascii: separator)
-                JSONDigits.writeDecimal(value, width: width, to: p + n + 1)
-                n += 1 + width
-            }
-            put("-", Int(month), width: 2)
-            put("-", Int(day), width: 2)
-            put("T", msOfDay / 3_600_000, width: 2)
-            put(":", msOfDay / 60_000 % 60, width: 2)
-            put(":", msOfDay / 1000 % 60, width: 2)
-            put(".", msOfDay % 1000, width: 3)
-            p[n] = UInt8(ascii: "Z")
-            return n + 1
+        var n = 0
+        if year < 0 {
+            p[0] = UInt8(ascii: "-")
+            n = 1
         }
+        if year.magnitude < 10_000 {
+            JSONDigits.writeDecimal(Int(year.magnitude), width: 4, to: p + n)
+            n += 4
+        } else {
+            n += JSONDigits.writeDecimal(year.magnitude, to: p + n)
+        }
+        func put(_ separator: Unicode.Scalar, _ value: Int, width: Int) {
+            p[n] = UInt8(ascii: separator)
+            JSONDigits.writeDecimal(value, width: width, to: p + n + 1)
+            n += 1 + width
+        }
+        put("-", Int(month), width: 2)
+        put("-", Int(day), width: 2)
+        put("T", msOfDay / 3_600_000, width: 2)
+        put(":", msOfDay / 60_000 % 60, width: 2)
+        put(":", msOfDay / 1000 % 60, width: 2)
+        put(".", msOfDay % 1000, width: 3)
+        p[n] = UInt8(ascii: "Z")
+        return n + 1
     }
 
     package static func string(unixMs: Int64) -> String {

@@ -49,6 +49,14 @@ package struct JSONCursor {
         position += 38
     }
 
+    /// A quoted ISO timestamp (ISOTime), at most `ISOTime.maxBytes + 2` bytes.
+    package mutating func isoString(unixMs: Int64) {
+        position[0] = UInt8(ascii: "\"")
+        let n = ISOTime.write(unixMs: unixMs, to: position + 1)
+        position[n + 1] = UInt8(ascii: "\"")
+        position += n + 2
+    }
+
     package mutating func optionalUUID(_ id: UUID128?) {
         if let id { quotedUUID(id) } else { ascii("null") }
     }

@@ -115,10 +115,6 @@ package enum ResultEncoding {
         if let result = node.result { out.raw(result) } else { out.ascii("null") }
     }
 
-    private static func appendResult(of node: Node, to out: inout [UInt8]) {
-        if let result = node.result { out.append(contentsOf: result) } else { out.appendASCII("null") }
-    }
-
     private static func writeMaxAttempts(of node: Node, to out: inout JSONCursor) {
         out.optionalInt(node.maxAttempts > 0 ? Int64(node.maxAttempts) : nil)
     }
@@ -178,35 +174,40 @@ package enum ResultEncoding {
 
     /// The acquire context's task, keys sorted: `{context, created_at, goal, id}`.
     private static func sortedTaskSummary(_ task: TaskRecord, to out: inout [UInt8]) {
-        out.appendASCII("{\"context\":")
-        out.append(contentsOf: task.context)
-        out.appendASCII(",\"created_at\":")
-        out.appendISOString(unixMs: task.createdAtMs)
-        out.appendASCII(",\"goal\":")
-        out.appendJSONString(task.goal)
-        out.appendASCII(",\"id\":")
-        out.appendQuotedUUID(task.id)
-        out.append(UInt8(ascii: "}"))
+        out.appendComposed(maxCount: 150 + task.context.count + JSONCursor.maxBytes(task.goal)) { out in
+            out.ascii("{\"context\":")
+            out.raw(task.context)
+            out.ascii(",\"created_at\":")
+            out.isoString(unixMs: task.createdAtMs)
+            out.ascii(",\"goal\":")
+            out.string(task.goal)
+            out.ascii(",\"id\":")
+            out.quotedUUID(task.id)
+            out.byte(UInt8(ascii: "}"))
+        }
     }
 
     /// An event as ReadEvents lists it, in the original's struct order `{id, task_id, node_id,
     /// action_type, payload, timestamp}`, then ours: `seq`.
     package static func event(_ event: JournalEvent, of task: TaskRecord, to out: inout [UInt8]) {
-        out.appendASCII("{\"id\":")
-        out.appendQuotedUUID(event.id)
-        out.appendASCII(",\"task_id\":")
-        out.appendQuotedUUID(task.id)
-        out.appendASCII(",\"node_id\":")
-        out.appendQuotedUUID(task.nodes[Int(event.node)].id)
-        out.appendASCII(",\"action_type\":")
-        out.appendJSONString(event.actionType)
-        out.appendASCII(",\"payload\":")
-        out.append(contentsOf: event.payload)
-        out.appendASCII(",\"timestamp\":")
-        out.appendISOString(unixMs: event.timestampMs)
-        out.appendASCII(",\"seq\":")
-        out.appendJSONInt(event.seq)
-        out.append(UInt8(ascii: "}"))
+        let nodeId = task.nodes[Int(event.node)].id
+        out.appendComposed(maxCount: 300 + JSONCursor.maxBytes(event.actionType) + event.payload.count) { out in
+            out.ascii("{\"id\":")
+            out.quotedUUID(event.id)
+            out.ascii(",\"task_id\":")
+            out.quotedUUID(task.id)
+            out.ascii(",\"node_id\":")
+            out.quotedUUID(nodeId)
+            out.ascii(",\"action_type\":")
+            out.string(event.actionType)
+            out.ascii(",\"payload\":")
+            out.raw(event.payload)
+            out.ascii(",\"timestamp\":")
+            out.isoString(unixMs: event.timestampMs)
+            out.ascii(",\"seq\":")
+            out.int(event.seq)
+            out.byte(UInt8(ascii: "}"))
+        }
     }
 
     /// An event of the acquire context's journal, keys sorted: `{action_type, id, node_id,
@@ -237,31 +238,38 @@ package enum ResultEncoding {
                                  to out: inout [UInt8]) {
         let node = task.nodes[Int(index)]
         let lease = node.lease!
-        out.appendASCII("{\"task_id\":")
-        out.appendQuotedUUID(task.id)
-        out.appendASCII(",\"node_id\":")
-        out.appendQuotedUUID(node.id)
-        out.appendASCII(",\"lease_id\":")
-        out.appendQuotedUUID(lease.id)
-        out.appendASCII(",\"lease_owner\":")
-        out.appendJSONString(lease.owner)
-        out.appendASCII(",\"lease_expires_at\":")
-        out.appendJSONInt(lease.expiresAtMs / 1000)
-        out.appendASCII(",\"context\":{\"completed_dependencies\":[")
+        // Composed in pieces around the parts other encoders write (see JSONCursor).
+        out.appendComposed(maxCount: 300 + JSONCursor.maxBytes(lease.owner)) { out in
+            out.ascii("{\"task_id\":")
+            out.quotedUUID(task.id)
+            out.ascii(",\"node_id\":")
+            out.quotedUUID(node.id)
+            out.ascii(",\"lease_id\":")
+            out.quotedUUID(lease.id)
+            out.ascii(",\"lease_owner\":")
+            out.string(lease.owner)
+            out.ascii(",\"lease_expires_at\":")
+            out.int(lease.expiresAtMs / 1000)
+            out.ascii(",\"context\":{\"completed_dependencies\":[")
+        }
         for (offset, dependency) in node.dependencies.enumerated() {
-            if offset > 0 { out.append(UInt8(ascii: ",")) }
             let dep = task.nodes[Int(dependency)]
-            out.appendASCII("{\"node_id\":")
-            out.appendQuotedUUID(dep.id)
-            out.appendASCII(",\"result_payload\":")
-            appendResult(of: dep, to: &out)
-            out.append(UInt8(ascii: "}"))
+            out.appendComposed(maxCount: 100 + (dep.result?.count ?? 4)) { out in
+                if offset > 0 { out.byte(UInt8(ascii: ",")) }
+                out.ascii("{\"node_id\":")
+                out.quotedUUID(dep.id)
+                out.ascii(",\"result_payload\":")
+                writeResult(of: dep, to: &out)
+                out.byte(UInt8(ascii: "}"))
+            }
         }
         out.appendASCII("],\"event_journal\":[")
         recentEvents.appendRecentEvents(of: task, limit: eventLimit, to: &out)
-        out.appendASCII("],\"event_journal_limit\":")
-        out.appendJSONInt(Int64(eventLimit))
-        out.appendASCII(",\"node\":")
+        out.appendComposed(maxCount: 64) { out in
+            out.ascii("],\"event_journal_limit\":")
+            out.int(Int64(eventLimit))
+            out.ascii(",\"node\":")
+        }
         sortedNode(index, of: task, to: &out)
         out.appendASCII(",\"task\":")
         sortedTaskSummary(task, to: &out)

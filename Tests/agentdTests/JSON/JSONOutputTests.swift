@@ -66,6 +66,7 @@ final class JSONOutputTests: XCTestCase {
             expected.appendJSONInt(int)
             expected.appendOptionalInt(nil)
             expected.appendOptionalString(nil)
+            expected.appendISOString(unixMs: int >> 20)
             expected.appendASCII(",\"k\":")
             expected.append(contentsOf: [0x7B, 0x7D])
             var composed: [UInt8] = [0x2A]
@@ -76,6 +77,7 @@ final class JSONOutputTests: XCTestCase {
                 out.int(int)
                 out.optionalInt(nil)
                 out.optionalString(nil)
+                out.isoString(unixMs: int >> 20)
                 out.ascii(",\"k\":")
                 out.raw([0x7B, 0x7D])
                 out.raw([])
