@@ -1,4 +1,8 @@
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Writes JSON at a raw pointer, for an answer composed in one piece and appended to the output
 /// with a single copy (`appendComposed`). Every `Array.append` pays uniqueness and capacity
@@ -94,12 +98,14 @@ extension Array where Element == UInt8 {
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
                 var cursor = JSONCursor(scratch.baseAddress!)
                 body(&cursor)
+                assert(cursor.position - scratch.baseAddress! <= maxCount, "composed past its bound of \(maxCount) bytes")
                 append(contentsOf: UnsafeBufferPointer(start: scratch.baseAddress!, count: cursor.position - scratch.baseAddress!))
             }
         } else {
             appendWriting(maxCount: maxCount) { start in
                 var cursor = JSONCursor(start)
                 body(&cursor)
+                assert(cursor.position - start <= maxCount, "composed past its bound of \(maxCount) bytes")
                 return cursor.position - start
             }
         }

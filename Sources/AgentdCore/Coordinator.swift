@@ -253,6 +253,7 @@ package final class Coordinator {
     /// earlier change was committed), so the caller says which: `held` is false only for a grant.
     /// One hash of the key: the default subscript inserts `held` only when the key is new.
     package func touchLock(_ key: String, held: Bool = true) {
+        assert(changes.dirtyLocks[key] != nil || held == locks.contains(key: key), "touchLock(\(key), held: \(held))")
         keepFirst(&changes.dirtyLocks[key, default: held])
     }
 

@@ -1,4 +1,3 @@
-import Glibc
 import AgentdBase
 import AgentdCore
 /// Every method the daemon answers to. Each also answers to its snake_case name.
@@ -70,7 +69,7 @@ package enum Method: CaseIterable {
 /// Finds a method by the raw bytes of its name without building a String on the hot path.
 package struct MethodTable {
     /// The names of each length, so that a lookup (every request makes one) compares a few
-    /// candidates with memcmp instead of walking every name.
+    /// candidates byte for byte instead of walking every name.
     private var byLength: [[(name: [UInt8], method: Method)]] = []
 
     package init() {
@@ -86,7 +85,7 @@ package struct MethodTable {
     package func lookup(_ name: UnsafeRawBufferPointer) -> Method? {
         guard name.count < byLength.count, let base = name.baseAddress else { return nil }
         for entry in byLength[name.count] {
-            if entry.name.withUnsafeBytes({ memcmp($0.baseAddress!, base, name.count) == 0 }) { return entry.method }
+            if entry.name.withUnsafeBytes({ JSONBytes.equal($0.baseAddress!, base, count: name.count) }) { return entry.method }
         }
         return nil
     }
