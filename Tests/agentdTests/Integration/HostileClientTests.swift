@@ -23,24 +23,9 @@ final class HostileClientTests: IntegrationTestCase {
         let line = Array(#"{"id":7,"method":"DescribeInterface"}"#.utf8) + [0x0A]
         var block: [UInt8] = []
         while block.count < 64 * 1024 { block += line }
-        var sent = 0
-        var stalledSince: Date?
-        let deadline = Date().addingTimeInterval(30)
         let ceiling = 512 * 1024 * 1024
-        while Date() < deadline && sent < ceiling {
-            let offset = sent % block.count
-            let n = flooder.sendWithoutBlocking(Array(block[offset...]))
-            if n > 0 {
-                sent += n
-                stalledSince = nil
-            } else if let since = stalledSince {
-                if Date().timeIntervalSince(since) > 0.5 { break }
-                usleep(5_000)
-            } else {
-                stalledSince = Date()
-            }
-        }
-        XCTAssertNotNil(stalledSince, "the daemon kept reading \(sent) bytes from a client that never reads its answers")
+        let (sent, stalled) = flood(flooder, repeating: block, upTo: ceiling)
+        XCTAssertTrue(stalled, "the daemon kept reading \(sent) bytes from a client that never reads its answers")
         XCTAssertLessThan(sent, ceiling)
 
         let floodKiB = try daemon.residentKiB()
@@ -93,22 +78,8 @@ final class HostileClientTests: IntegrationTestCase {
         let padding = String(repeating: "p", count: 16 * 1024)
         let line = Array(#"{"id":7,"method":"DescribeInterface","params":{"padding":"\#(padding)"}}"#.utf8) + [0x0A]
         let ceiling = (128 << 20) / max(answerBytes, 1) * line.count
-        var sent = 0
-        var stalledSince: Date?
-        let deadline = Date().addingTimeInterval(30)
-        while Date() < deadline && sent < ceiling {
-            let n = flooder.sendWithoutBlocking(Array(line[(sent % line.count)...]))
-            if n > 0 {
-                sent += n
-                stalledSince = nil
-            } else if let since = stalledSince {
-                if Date().timeIntervalSince(since) > 0.5 { break }
-                usleep(5_000)
-            } else {
-                stalledSince = Date()
-            }
-        }
-        XCTAssertNotNil(stalledSince, "the daemon kept reading \(sent) bytes from a client whose answers wait behind a parked request")
+        let (sent, stalled) = flood(flooder, repeating: line, upTo: ceiling)
+        XCTAssertTrue(stalled, "the daemon kept reading \(sent) bytes from a client whose answers wait behind a parked request")
         let floodKiB = try daemon.residentKiB()
         XCTAssertLessThan(floodKiB - baselineKiB, 64 * 1024, "daemon grew from \(baselineKiB) KiB to \(floodKiB) KiB")
 
@@ -119,6 +90,29 @@ final class HostileClientTests: IntegrationTestCase {
         XCTAssertEqual(answers.count, sent / line.count + 1 + (sent % line.count > 0 ? 1 : 0))
         XCTAssertTrue(answers.first?.starts(with: Array(#"{"id":1,"result":{"resource_key":"k""#.utf8)) == true,
                       String(decoding: answers.first?.prefix(120) ?? [], as: UTF8.self))
+    }
+
+    /// Sends `block` over and over from `flooder` without reading, each send resuming where the
+    /// last one stopped, until `ceiling` bytes have gone, 30 s have passed, or the socket has
+    /// taken nothing for half a second. Returns the bytes sent and whether the socket was full
+    /// (the daemon had stopped reading) when it ended.
+    private func flood(_ flooder: ITLineClient, repeating block: [UInt8], upTo ceiling: Int) -> (sent: Int, stalled: Bool) {
+        var sent = 0
+        var stalledSince: Date?
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && sent < ceiling {
+            let n = flooder.sendWithoutBlocking(Array(block[(sent % block.count)...]))
+            if n > 0 {
+                sent += n
+                stalledSince = nil
+            } else if let since = stalledSince {
+                if Date().timeIntervalSince(since) > 0.5 { break }
+                usleep(5_000)
+            } else {
+                stalledSince = Date()
+            }
+        }
+        return (sent, stalledSince != nil)
     }
 
     /// A flooder that disconnects abruptly with answers still queued: the daemon drops them,
