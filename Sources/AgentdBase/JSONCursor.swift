@@ -7,7 +7,9 @@ import Darwin
 /// Writes JSON at a raw pointer, for an answer composed in one piece and appended to the output
 /// with a single copy (`appendComposed`). Every `Array.append` pays uniqueness and capacity
 /// checks and a generic copy, about a hundred instructions however small the piece, and an
-/// answer is a few dozen pieces. The caller reserves room for the most it can write.
+/// answer is a few dozen pieces. Nothing checks a write against the room left: the caller
+/// reserves room for the most it can write (`appendComposed`'s `maxCount`), so that bound must
+/// count every byte the composition can take.
 package struct JSONCursor {
     package private(set) var position: UnsafeMutablePointer<UInt8>
 

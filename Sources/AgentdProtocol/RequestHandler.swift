@@ -146,8 +146,8 @@ package final class RequestHandler {
 
     // MARK: - Envelope
 
-    /// `{"id":ID,"result":` (no id member when the request had none); the result and `}\n` follow.
-    /// `{"id":ID,"result":` (or `{"result":` without an id): the answer's opening.
+    /// `{"id":ID,"result":` (or `{"result":` when the request had no id): the answer's opening;
+    /// the result and `}\n` follow.
     package static func appendResultOpening(id: EchoedId, to out: inout [UInt8]) {
         if id.isPresent {
             out.appendASCII("{\"id\":")
