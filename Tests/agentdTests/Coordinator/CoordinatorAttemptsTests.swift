@@ -25,7 +25,7 @@ final class CoordinatorAttemptsTests: XCTestCase {
         let record = try c.nodeRecord(t, a)
         XCTAssertEqual(record.status, .failed)
         XCTAssertNil(record.lease)
-        XCTAssertEqual(partBText(record.result), "{\"error\":\"attempts exhausted\",\"attempts\":2}")
+        XCTAssertEqual(payloadText(record.result), "{\"error\":\"attempts exhausted\",\"attempts\":2}")
         XCTAssertEqual(c.counters.failedNodes, 1)
         XCTAssertEqual(c.counters.timeoutRollbacks, 2)
         XCTAssertEqual(c.deadlines.count, 0)
@@ -35,9 +35,9 @@ final class CoordinatorAttemptsTests: XCTestCase {
         let events = try c.task(t).events
         XCTAssertEqual(events.map(\.actionType), ["LEASE_EXPIRED", "LEASE_EXPIRED"])
         XCTAssertEqual(events.map(\.seq), [1, 2])
-        XCTAssertEqual(partBText(events[0].payload),
+        XCTAssertEqual(payloadText(events[0].payload),
                        "{\"lease_id\":\"\(l1.string)\",\"lease_owner\":\"one\",\"attempt\":1,\"reason\":\"timeout\"}")
-        XCTAssertEqual(partBText(events[1].payload),
+        XCTAssertEqual(payloadText(events[1].payload),
                        "{\"lease_id\":\"\(l2.string)\",\"lease_owner\":\"two\",\"attempt\":2,\"reason\":\"timeout\"}")
         XCTAssertEqual(events[1].timestampMs, clock.wallMs)
         XCTAssertEqual(record.events, [0, 1])
@@ -141,7 +141,7 @@ final class CoordinatorAttemptsTests: XCTestCase {
         let (_, l) = try c.mustAcquire(t)
         _ = try c.failNode(task: t, node: a, lease: l, error: bytes("{\"why\":1}"))
         XCTAssertEqual(try c.status(t, a), .failed)
-        XCTAssertEqual(partBText(try c.nodeRecord(t, a).result), "{\"why\":1}")
+        XCTAssertEqual(payloadText(try c.nodeRecord(t, a).result), "{\"why\":1}")
         XCTAssertTrue(try c.nodeRecord(t, b).isBlocked)
         XCTAssertEqual(try c.task(t).status, .failed)
         XCTAssertEqual(try c.task(t).events.last?.actionType, "FAIL_NODE")
@@ -169,7 +169,7 @@ final class CoordinatorDisconnectTests: XCTestCase {
         XCTAssertEqual(c.counters.timeoutRollbacks, 1)
         let event = try XCTUnwrap(try c.task(t).events.last)
         XCTAssertEqual(event.actionType, "LEASE_EXPIRED")
-        XCTAssertEqual(partBText(event.payload),
+        XCTAssertEqual(payloadText(event.payload),
                        "{\"lease_id\":\"\(lease.id.string)\",\"lease_owner\":\"w\",\"attempt\":1,\"reason\":\"disconnect\"}")
         XCTAssertNil(c.bindingsByConnection[7])
         XCTAssertEqual(try c.mustAcquire(t).0, a)
@@ -192,7 +192,7 @@ final class CoordinatorDisconnectTests: XCTestCase {
         _ = try c.acquireNextNode(task: t, owner: "w", releaseOnDisconnect: true, connection: 7)
         c.connectionClosed(7)
         XCTAssertEqual(try c.status(t, a), .failed)
-        XCTAssertEqual(partBText(try c.nodeRecord(t, a).result), "{\"error\":\"attempts exhausted\",\"attempts\":1}")
+        XCTAssertEqual(payloadText(try c.nodeRecord(t, a).result), "{\"error\":\"attempts exhausted\",\"attempts\":1}")
     }
 
     func testCompletedNodeIsUntouchedByTheClose() throws {

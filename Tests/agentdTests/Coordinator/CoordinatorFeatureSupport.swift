@@ -87,8 +87,8 @@ extension Coordinator {
     }
 }
 
-/// The payload of an event as text.
-func partBText(_ payload: [UInt8]?) -> String { payload.map { String(decoding: $0, as: UTF8.self) } ?? "nil" }
+/// A payload (an event's, a result) as text; "nil" when there is none.
+func payloadText(_ payload: [UInt8]?) -> String { payload.map { String(decoding: $0, as: UTF8.self) } ?? "nil" }
 
 /// Asserts that an expression is refused with the given reason (and message, when given).
 func XCTAssertRefused(_ expression: @autoclosure () throws -> Any?, reason: CoordinatorError.Reason,

@@ -158,10 +158,10 @@ final class CoordinatorTaskStatusTests: XCTestCase {
         XCTAssertEqual(record.status, .cancelled)
         XCTAssertEqual(record.indexedStatus, .cancelled)
         XCTAssertEqual(try c.status(t, done), .completed)
-        XCTAssertEqual(partBText(try c.nodeRecord(t, done).result), "\"kept\"")
+        XCTAssertEqual(payloadText(try c.nodeRecord(t, done).result), "\"kept\"")
         for id in [running, pending, blocked] {
             XCTAssertEqual(try c.status(t, id), .failed)
-            XCTAssertEqual(partBText(try c.nodeRecord(t, id).result), "{\"error\":\"task cancelled\"}")
+            XCTAssertEqual(payloadText(try c.nodeRecord(t, id).result), "{\"error\":\"task cancelled\"}")
             XCTAssertNil(try c.nodeRecord(t, id).lease)
         }
         XCTAssertEqual(record.counts, [0, 0, 1, 3])

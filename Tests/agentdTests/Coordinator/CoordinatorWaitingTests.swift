@@ -171,7 +171,7 @@ final class CoordinatorParkedAcquireTests: XCTestCase {
         XCTAssertEqual(try c.nodeRecord(t, b).lease?.boundConnection, 5)
         c.connectionClosed(5)
         XCTAssertEqual(try c.status(t, b), .pending)
-        XCTAssertTrue(partBText(try c.task(t).events.last?.payload).contains("\"reason\":\"disconnect\""))
+        XCTAssertTrue(payloadText(try c.task(t).events.last?.payload).contains("\"reason\":\"disconnect\""))
     }
 
     /// The timer fires late (the loop was busy): the lease expired at 10 s while the waiter still

@@ -123,11 +123,11 @@ final class ErrorReasonTests: FeatureTestCase {
             assertHasKeys(entry, ["method", "params", "result"], "method entry")
             if let name = entry["method"].string { byName[name] = entry }
         }
-        let partA = ["DescribeInterface", "Health", "Metrics", "RegisterTask", "AcquireNextNode", "CommitEvent",
+        let originalMethods = ["DescribeInterface", "Health", "Metrics", "RegisterTask", "AcquireNextNode", "CommitEvent",
                      "HeartbeatNode", "CompleteNode", "FailNode", "TaskStatus", "AcquireResourceLock",
                      "HeartbeatResourceLock", "ReleaseResourceLock", "ListResourceLocks"]
-        let partB = ["AddNodes", "RetryNode", "CancelTask", "ListTasks", "DeleteTask", "ReadEvents"]
-        for name in partA + partB {
+        let addedMethods = ["AddNodes", "RetryNode", "CancelTask", "ListTasks", "DeleteTask", "ReadEvents"]
+        for name in originalMethods + addedMethods {
             XCTAssertNotNil(byName[name], "DescribeInterface lists \(name)")
             XCTAssertTrue(byName[name]?["params"].exists ?? false, "\(name) params")
             XCTAssertTrue(byName[name]?["result"].exists ?? false, "\(name) result")
