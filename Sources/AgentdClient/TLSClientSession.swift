@@ -59,7 +59,9 @@ final class TLSClientSession: @unchecked Sendable {
         SSL_CTX_free(context)
     }
 
-    /// The daemon itself closes a connection that has not authenticated within 10 s.
+    /// How long the handshake waits for a read from a silent peer before it gives up. Longer
+    /// than the 10 s within which the daemon itself closes a connection that has not
+    /// authenticated, so a live agentd always answers or closes first.
     static let handshakeTimeoutSeconds: Double = 30
 
     private func handshake() throws {
