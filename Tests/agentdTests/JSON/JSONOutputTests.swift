@@ -86,6 +86,55 @@ final class JSONOutputTests: XCTestCase {
         }
     }
 
+    /// A lock answer at its widest (every string all control characters, so each byte escapes to
+    /// six; every integer twenty characters; every optional present) is what the appends write,
+    /// in the documented key order, and stays within the bound the encoder reserves (debug builds
+    /// check it), on the stack and on the heap.
+    func testLockAnswerAtItsWidestIsWhatTheAppendsWrite() {
+        var generator = UUIDGenerator(seed: 5)
+        for length in [0, 1, 100, 400] {
+            let wide = String(repeating: "\u{1}", count: length)
+            let lock = ResourceLock(key: wide + "k", leaseId: generator.next(), owner: wide, provider: wide,
+                                    taskId: generator.next(), nodeId: generator.next(), metadata: Array(#"{"m":[1,2]}"#.utf8),
+                                    acquiredAtSecs: .min, expiresAtMs: .min, updatedAtSecs: .min, deadline: .none,
+                                    fencingToken: .min)
+            for withUpdatedAt in [false, true] {
+                var expected: [UInt8] = []
+                expected.appendASCII("{\"resource_key\":")
+                expected.appendJSONString(lock.key)
+                expected.appendASCII(",\"lease_id\":")
+                expected.appendQuotedUUID(lock.leaseId)
+                expected.appendASCII(",\"owner\":")
+                expected.appendJSONString(lock.owner)
+                expected.appendASCII(",\"provider\":")
+                expected.appendOptionalString(lock.provider)
+                expected.appendASCII(",\"task_id\":")
+                expected.appendOptionalUUID(lock.taskId)
+                expected.appendASCII(",\"node_id\":")
+                expected.appendOptionalUUID(lock.nodeId)
+                expected.appendASCII(",\"metadata\":")
+                expected.append(contentsOf: lock.metadata)
+                expected.appendASCII(",\"acquired_at\":")
+                expected.appendJSONInt(lock.acquiredAtSecs)
+                expected.appendASCII(",\"lease_expires_at\":")
+                expected.appendJSONInt(lock.expiresAtMs / 1000)
+                if withUpdatedAt {
+                    expected.appendASCII(",\"updated_at\":")
+                    expected.appendJSONInt(lock.updatedAtSecs)
+                }
+                expected.appendASCII(",\"fencing_token\":")
+                expected.appendJSONInt(lock.fencingToken)
+                expected.appendASCII(",\"waiters\":")
+                expected.appendJSONInt(Int64(Int.min))
+                expected.append(UInt8(ascii: "}"))
+                var encoded: [UInt8] = []
+                ResultEncoding.lock(lock, withUpdatedAt: withUpdatedAt, waiters: .min, to: &encoded)
+                XCTAssertEqual(String(decoding: encoded, as: UTF8.self), String(decoding: expected, as: UTF8.self),
+                               "\(length) wide, updated_at \(withUpdatedAt)")
+            }
+        }
+    }
+
     func testRawAppends() {
         XCTAssertEqual(appendedText { $0.appendASCII("{\"ok\":true}") }, #"{"ok":true}"#)
         XCTAssertEqual(appendedText { $0.appendBytes([0x61, 0x62]); $0.appendBytes([]) }, "ab")
