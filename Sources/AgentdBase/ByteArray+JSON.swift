@@ -62,14 +62,7 @@ extension Array where Element == UInt8 {
                 }
                 n += bytes.count
             } else {
-                for b in bytes {
-                    if !JSONEscape.needed(b) {
-                        out[n] = b
-                        n += 1
-                    } else {
-                        n += JSONEscape.write(b, to: out + n)
-                    }
-                }
+                n += JSONEscape.writeEscaped(bytes.assumingMemoryBound(to: UInt8.self), to: out + n)
             }
             out[n] = UInt8(ascii: "\"")
             return n + 1
@@ -78,13 +71,6 @@ extension Array where Element == UInt8 {
 
     /// Decimal digits of `v`, two at a time from a table; no String is made.
     package mutating func appendJSONInt(_ v: Int64) {
-        appendWriting(maxCount: 20) { out in  // "-9223372036854775808" is 20 bytes
-            var length = 0
-            if v < 0 {
-                out[0] = UInt8(ascii: "-")
-                length = 1
-            }
-            return length + JSONDigits.writeDecimal(v.magnitude, to: out + length)
-        }
+        appendComposed(maxCount: 20) { $0.int(v) }  // "-9223372036854775808" is 20 bytes
     }
 }

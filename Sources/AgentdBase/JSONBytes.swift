@@ -10,4 +10,10 @@ package enum JSONBytes {
     package static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
         memcmp(a, b, count) == 0
     }
+
+    /// The `count` bytes at `a` are exactly `b` (same length, same bytes).
+    @inline(__always)
+    package static func equal(_ a: UnsafeRawPointer, count: Int, _ b: UnsafeRawBufferPointer) -> Bool {
+        count == b.count && (count == 0 || memcmp(a, b.baseAddress!, count) == 0)
+    }
 }

@@ -7,9 +7,10 @@ import Darwin
 /// Writes JSON at a raw pointer, for an answer composed in one piece and appended to the output
 /// with a single copy (`appendComposed`). Every `Array.append` pays uniqueness and capacity
 /// checks and a generic copy, about a hundred instructions however small the piece, and an
-/// answer is a few dozen pieces. Nothing checks a write against the room left: the caller
+/// answer is a few dozen pieces. No single write is checked against the room left: the caller
 /// reserves room for the most it can write (`appendComposed`'s `maxCount`), so that bound must
-/// count every byte the composition can take.
+/// count every byte the composition can take. `appendComposed` stops the process when a
+/// composition went past it, rather than send what the overrun left.
 package struct JSONCursor {
     package private(set) var position: UnsafeMutablePointer<UInt8>
 
@@ -71,16 +72,8 @@ package struct JSONCursor {
     package mutating func string(_ s: String) {
         var s = s
         s.withUTF8 { bytes in
-            var n = 1
             position[0] = UInt8(ascii: "\"")
-            for b in bytes {
-                if JSONEscape.needed(b) {
-                    n += JSONEscape.write(b, to: position + n)
-                } else {
-                    position[n] = b
-                    n += 1
-                }
-            }
+            let n = 1 + JSONEscape.writeEscaped(bytes, to: position + 1)
             position[n] = UInt8(ascii: "\"")
             position += n + 1
         }
@@ -100,14 +93,14 @@ extension Array where Element == UInt8 {
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
                 var cursor = JSONCursor(scratch.baseAddress!)
                 body(&cursor)
-                assert(cursor.position - scratch.baseAddress! <= maxCount, "composed past its bound of \(maxCount) bytes")
+                precondition(cursor.position - scratch.baseAddress! <= maxCount, "composed past its bound of \(maxCount) bytes")
                 append(contentsOf: UnsafeBufferPointer(start: scratch.baseAddress!, count: cursor.position - scratch.baseAddress!))
             }
         } else {
             appendWriting(maxCount: maxCount) { start in
                 var cursor = JSONCursor(start)
                 body(&cursor)
-                assert(cursor.position - start <= maxCount, "composed past its bound of \(maxCount) bytes")
+                precondition(cursor.position - start <= maxCount, "composed past its bound of \(maxCount) bytes")
                 return cursor.position - start
             }
         }

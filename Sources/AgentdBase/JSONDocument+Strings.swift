@@ -55,14 +55,12 @@ extension JSONDocument {
         guard t.kind == .string else { return false }
         let contents = UnsafeRawBufferPointer(rebasing: input[Int(t.start) ..< Int(t.end)])
         if t.count == 0 {
-            return contents.count == bytes.count
-                && (bytes.isEmpty || JSONBytes.equal(contents.baseAddress!, bytes.baseAddress!, count: bytes.count))
+            return JSONBytes.equal(input.baseAddress! + Int(t.start), count: contents.count, bytes)
         }
         // Decoding only ever shortens a string, so a shorter source cannot match.
         guard contents.count >= bytes.count else { return false }
         return withDecodedBytes(contents) { decoded in
-            decoded.count == bytes.count
-                && (bytes.isEmpty || JSONBytes.equal(decoded.baseAddress!, bytes.baseAddress!, count: bytes.count))
+            JSONBytes.equal(decoded.baseAddress!, count: decoded.count, bytes)
         }
     }
 

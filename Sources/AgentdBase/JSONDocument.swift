@@ -44,8 +44,7 @@ package struct JSONDocument {
                 // a key without escapes whose length differs is ruled out without a call.
                 let t = tokens[keyIndex]
                 if t.count == 0 {
-                    if Int(t.end - t.start) == key.count
-                        && (key.isEmpty || JSONBytes.equal(input.baseAddress! + Int(t.start), key.baseAddress!, count: key.count)) {
+                    if JSONBytes.equal(input.baseAddress! + Int(t.start), count: Int(t.end - t.start), key) {
                         return keyIndex + 1
                     }
                 } else if stringEquals(keyIndex, bytes: key) {

@@ -20,6 +20,22 @@ package enum JSONEscape {
         }
     }
 
+    /// Writes `bytes` at `out`, each byte that needs it escaped (no quotes around); returns the
+    /// count written, at most 6 a byte.
+    @inline(__always)
+    package static func writeEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to out: UnsafeMutablePointer<UInt8>) -> Int {
+        var n = 0
+        for b in bytes {
+            if needed(b) {
+                n += write(b, to: out + n)
+            } else {
+                out[n] = b
+                n += 1
+            }
+        }
+        return n
+    }
+
     /// Writes the escape for `b` (a quote, backslash or control character); returns its length.
     package static func write(_ b: UInt8, to out: UnsafeMutablePointer<UInt8>) -> Int {
         out[0] = UInt8(ascii: "\\")

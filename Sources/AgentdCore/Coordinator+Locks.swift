@@ -84,7 +84,7 @@ extension Coordinator {
         }
         let now = nowMs
         let expiresAt = leaseDeadline(afterSecs: max(ttlSecs ?? defaultLockTTLSecs, 1), from: now)
-        touchLock(key)
+        touchLock(key, held: true)
         deadlines.move(lock.deadline, to: expiresAt)
         updateLock(slot: slot) {
             $0.expiresAtMs = expiresAt
@@ -98,7 +98,7 @@ extension Coordinator {
         guard let slot = locks.slot(forKey: key), let lock = locks[slot: slot], lock.leaseId == leaseId else {
             throw CoordinatorError.lockNeedsLease(key)
         }
-        touchLock(key)
+        touchLock(key, held: true)
         removeLock(slot: slot)
         counters.releasedResourceLocks += 1
     }

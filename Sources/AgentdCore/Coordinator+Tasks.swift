@@ -72,7 +72,7 @@ extension Coordinator {
         tasksById[taskId] = nil
         for key in locks.keys(namingTask: taskId) {
             guard let slot = locks.slot(forKey: key) else { continue }
-            touchLock(key)
+            touchLock(key, held: true)
             removeLock(slot: slot)
         }
         for (index, node) in task.nodes.enumerated() {

@@ -140,7 +140,7 @@ extension Coordinator {
             case let .lock(key):
                 guard let slot = locks.slot(forKey: key), locks[slot: slot]?.leaseId == leaseId else { continue }
                 locks.update(slot: slot) { $0.boundConnection = 0 }
-                touchLock(key)
+                touchLock(key, held: true)
                 removeLock(slot: slot)
                 counters.releasedResourceLocks += 1
             }

@@ -251,8 +251,9 @@ package final class Coordinator {
     /// Records that a lock key is about to change, remembering whether its row is on disk now.
     /// At a key's first change in a turn its row is on disk exactly when the key is held (every
     /// earlier change was committed), so the caller says which: `held` is false only for a grant.
+    /// (No default: a wrong `held` leaves a released lock's row on disk, back after a restart.)
     /// One hash of the key: the default subscript inserts `held` only when the key is new.
-    package func touchLock(_ key: String, held: Bool = true) {
+    package func touchLock(_ key: String, held: Bool) {
         assert(changes.dirtyLocks[key] != nil || held == locks.contains(key: key), "touchLock(\(key), held: \(held))")
         keepFirst(&changes.dirtyLocks[key, default: held])
     }
@@ -298,7 +299,7 @@ package final class Coordinator {
                 serveWaiting()
             case let .lock(slot):
                 guard let lock = locks[slot: slot] else { continue }
-                touchLock(lock.key)
+                touchLock(lock.key, held: true)
                 // The deadline already left the queue; do not cancel it twice.
                 locks.update(slot: slot) { $0.deadline = .none }
                 removeLock(slot: slot)

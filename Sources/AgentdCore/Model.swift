@@ -3,7 +3,8 @@ import AgentdBase
 package enum NodeStatus: UInt8, CaseIterable {
     case pending, running, completed, failed
 
-    package var name: String {
+    /// The name as a literal: the answers and the rows write it without making a String.
+    package var staticName: StaticString {
         switch self {
         case .pending: return "PENDING"
         case .running: return "RUNNING"
@@ -11,6 +12,8 @@ package enum NodeStatus: UInt8, CaseIterable {
         case .failed: return "FAILED"
         }
     }
+
+    package var name: String { staticName.description }
 
     package init?(name: String) {
         switch name {

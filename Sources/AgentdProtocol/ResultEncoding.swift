@@ -94,12 +94,9 @@ package enum ResultEncoding {
     }
 
     private static func writeStatus(_ status: NodeStatus, to out: inout JSONCursor) {
-        switch status {
-        case .pending: out.ascii("\"PENDING\"")
-        case .running: out.ascii("\"RUNNING\"")
-        case .completed: out.ascii("\"COMPLETED\"")
-        case .failed: out.ascii("\"FAILED\"")
-        }
+        out.byte(UInt8(ascii: "\""))
+        out.ascii(status.staticName)
+        out.byte(UInt8(ascii: "\""))
     }
 
     private static func writeDependencies(of node: Node, in task: TaskRecord, to out: inout JSONCursor) {

@@ -264,7 +264,7 @@ package final class Store {
     /// status, result_payload, acquired_at, lease_id, lease_owner, lease_expires_at, updated_at,
     /// lease_expires_at_ms, attempts: the columns that change over a node's life, in that order.
     private func bindMutableColumns(of node: Node, to s: Statement, from first: Int32) {
-        bindStatus(node.status, to: s, at: first)
+        s.bind(first, staticText: node.status.staticName)
         s.bind(first + 1, utf8: node.result)
         s.bind(first + 2, node.lease?.acquiredAtSecs)
         s.bind(first + 3, uuid: node.lease?.id)
@@ -273,15 +273,6 @@ package final class Store {
         s.bind(first + 6, node.updatedAtSecs)
         s.bind(first + 7, node.lease?.expiresAtMs)
         s.bind(first + 8, Int64(node.attempts))
-    }
-
-    private func bindStatus(_ status: NodeStatus, to s: Statement, at index: Int32) {
-        switch status {
-        case .pending: s.bind(index, staticText: "PENDING")
-        case .running: s.bind(index, staticText: "RUNNING")
-        case .completed: s.bind(index, staticText: "COMPLETED")
-        case .failed: s.bind(index, staticText: "FAILED")
-        }
     }
 
     private func upsertLock(_ lock: ResourceLock) throws {

@@ -111,33 +111,39 @@ final class Server: ConnectionDelegate {
                 streams[id] = (connection, stream)
             }
         } else {
-            scratch.removeAll(keepingCapacity: true)
-            // Behind a parked request or a stream, an answer is built whole.
-            handler.streamsBigAnswers = false
-            let request = handler.handle(line: line, connection: id, into: &scratch)
-            handler.streamsBigAnswers = true
-            // Handling this request may have answered the parked ones before it (a CompleteNode
-            // that makes a node runnable for this connection's own parked acquire), and with them
-            // released every held answer: then nothing is held any more.
-            var held = heldAnswers[id] ?? HeldAnswers(slots: [])
-            if let request {
-                held.slots.append(.parked(request.waiter))
-                parked[request.waiter] = (connection, request)
-            } else if !scratch.isEmpty {
-                held.slots.append(.ready(scratch))
-                held.readyBytes += scratch.count
-            }
-            heldAnswers[id] = held
-            releaseHeldAnswers(of: connection)
-            // Held answers are output the client has not been sent yet: past the high-water
-            // mark, stop reading this connection as the Reactor does for its output.
-            if var held = heldAnswers[id], !held.pausedReading, held.readyBytes > connection.outputHighWater {
-                held.pausedReading = true
-                heldAnswers[id] = held
-                connection.pauseReading()
-            }
+            handleBehindHeldAnswers(line, on: connection)
         }
         if !connection.output.isEmpty { awaitingFlush[id] = connection }
+    }
+
+    /// A request on a connection whose earlier answers wait (a parked request or a stream ahead
+    /// of it): its answer is built whole and held in order behind them.
+    private func handleBehindHeldAnswers(_ line: UnsafeRawBufferPointer, on connection: Connection) {
+        let id = connection.id
+        scratch.removeAll(keepingCapacity: true)
+        handler.streamsBigAnswers = false
+        let request = handler.handle(line: line, connection: id, into: &scratch)
+        handler.streamsBigAnswers = true
+        // Handling this request may have answered the parked ones before it (a CompleteNode
+        // that makes a node runnable for this connection's own parked acquire), and with them
+        // released every held answer: then nothing is held any more.
+        var held = heldAnswers[id] ?? HeldAnswers(slots: [])
+        if let request {
+            held.slots.append(.parked(request.waiter))
+            parked[request.waiter] = (connection, request)
+        } else if !scratch.isEmpty {
+            held.slots.append(.ready(scratch))
+            held.readyBytes += scratch.count
+        }
+        heldAnswers[id] = held
+        releaseHeldAnswers(of: connection)
+        // Held answers are output the client has not been sent yet: past the high-water
+        // mark, stop reading this connection as the Reactor does for its output.
+        if var held = heldAnswers[id], !held.pausedReading, held.readyBytes > connection.outputHighWater {
+            held.pausedReading = true
+            heldAnswers[id] = held
+            connection.pauseReading()
+        }
     }
 
     /// A parked request ended: its answer takes its place in the connection's order.
