@@ -19,10 +19,20 @@ enum Daemon {
             let loop = try EventLoop()
             // Certificate, key and tokens are checked before anything is claimed.
             let network = config.network.isEnabled ? try NetworkAccess(loop: loop, settings: config.network) : nil
+            var server: Server?
+            // Signals are watched before the socket is claimed: one that comes during the start
+            // (loading a big database takes a second or more) waits for the loop and ends in the
+            // clean stop, instead of killing the process with its socket left behind.
+            loop.onSignal(SIGINT) { server?.shutDown() }
+            loop.onSignal(SIGTERM) { server?.shutDown() }
+            // SIGHUP reloads the tokens file; without a network listener there is nothing to
+            // reload, and it must not end the daemon without its clean stop.
+            loop.onSignal(SIGHUP) {
+                if let network { network.reloadTokens() } else { Log.info("SIGHUP: nothing to reload (no --listen)") }
+            }
             // The socket first: a daemon already serving it must be found before we touch
             // the database it owns.
             // Connections wait in the backlog until the loop runs, by then the server exists.
-            var server: Server?
             let listener = try UnixListener(loop: loop, path: config.socketPath, mode: config.socketMode,
                                             maxLineBytes: maxRequestBytes) {
                 server?.accept($0)

@@ -54,13 +54,6 @@ final class Server: ConnectionDelegate {
     func start() {
         coordinator.onWaiterResolved = { [unowned self] waiter, outcome in self.answerParked(waiter, outcome) }
         loop.onEndOfTurn { [unowned self] in self.endOfTurn() }
-        loop.onSignal(SIGINT) { [unowned self] in self.shutDown() }
-        loop.onSignal(SIGTERM) { [unowned self] in self.shutDown() }
-        // SIGHUP reloads the tokens file; without a network listener there is nothing to reload,
-        // and it must not end the daemon without its clean stop.
-        loop.onSignal(SIGHUP) { [weak network] in
-            if let network { network.reloadTokens() } else { Log.info("SIGHUP: nothing to reload (no --listen)") }
-        }
         // What expired while the daemon was down is already changed in memory: write it now.
         commitOrDie()
         armExpiryTimer()

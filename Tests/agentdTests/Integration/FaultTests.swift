@@ -5,7 +5,8 @@
 //   failed, and a restart serves everything it acknowledged before.
 // - A file at the database path that is not SQLite, or an SQLite file whose pages are
 //   corrupt: a clear error at start, the file left byte for byte as it was.
-// - SIGTERM and SIGINT: parked requests answered null, exit 0, socket removed, state kept.
+// - SIGTERM and SIGINT: parked requests answered null, exit 0, socket removed, state kept;
+//   also when the signal comes while the daemon is still starting.
 
 import XCTest
 import Foundation
@@ -182,6 +183,24 @@ final class FaultTests: FeatureTestCase {
 
     func testSIGINTAnswersParkedRequestsCommitsAndRemovesTheSocket() throws {
         try shutDownCleanly(on: SIGINT)
+    }
+
+    /// A signal that comes while the daemon is still starting (its socket claimed, the database
+    /// loading) ends in the clean stop too: exit 0, the socket removed.
+    func testSIGTERMAsSoonAsTheSocketAppearsStopsCleanly() throws {
+        let daemon = try makeDaemon(start: false)
+        try daemon.start(waitReady: false)
+        guard let child = daemon.child else { throw ITError("no daemon process") }
+        // Polled tightly: the signal must land while the fresh database is being created.
+        var info = stat()
+        let deadline = Date().addingTimeInterval(10)
+        while lstat(daemon.socketPath, &info) != 0 {
+            guard Date() < deadline, child.isRunning else { throw ITError("no socket; stderr:\n\(daemon.currentStderr)") }
+            usleep(100)
+        }
+        child.signal(SIGTERM)
+        XCTAssertEqual(try daemon.waitForExit(timeout: 10), .exited(0), daemon.currentStderr)
+        XCTAssertNotEqual(lstat(daemon.socketPath, &info), 0, "the socket file is removed")
     }
 
     private func shutDownCleanly(on signal: Int32, file: StaticString = #filePath, line: UInt = #line) throws {
