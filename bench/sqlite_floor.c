@@ -1,7 +1,7 @@
 /* The floor of agentd's persistence: the rows agentd writes for each request of the lock and
  * lease cycles, written by a C program straight through SQLite with nothing of agentd around
- * them: the same statements, the same kind of values (random v4 UUIDs as TEXT keys), the same
- * connection settings, one transaction per batch of requests as agentd commits one per loop
+ * them: the same statements, the same kind of values (UUIDs as TEXT keys, time-ordered where
+ * agentd's are), the same connection settings, one transaction per batch of requests as agentd commits one per loop
  * turn. Run under callgrind by bench/sqlite_floor.py, which counts each phase function's
  * instructions; what agentd's Store spends above these figures is its own.
  *
@@ -37,25 +37,35 @@ static void run(sqlite3_stmt *s) {
     sqlite3_reset(s);
 }
 
-/* A random version 4 UUID, lowercase and hyphenated, as agentd writes ids. */
-static void new_uuid(char out[37]) {
+static uint64_t next_random(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return rng;
+}
+
+/* A version 4 UUID from its two halves, lowercase and hyphenated, as agentd writes ids. */
+static void format_uuid(uint64_t hi, uint64_t lo, char out[37]) {
     static const char hex[] = "0123456789abcdef";
-    uint64_t words[2];
-    for (int w = 0; w < 2; w++) {
-        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-        words[w] = rng;
-    }
-    unsigned char bytes[16];
-    memcpy(bytes, words, 16);
-    bytes[6] = (bytes[6] & 0x0F) | 0x40;
-    bytes[8] = (bytes[8] & 0x3F) | 0x80;
+    hi = (hi & ~0xF000ULL) | 0x4000ULL;
+    lo = (lo & ~(0xC000ULL << 48)) | (0x8000ULL << 48);
     int n = 0;
     for (int i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10) out[n++] = '-';
-        out[n++] = hex[bytes[i] >> 4];
-        out[n++] = hex[bytes[i] & 15];
+        unsigned byte = (unsigned)((i < 8 ? hi >> (56 - 8 * i) : lo >> (56 - 8 * (i - 8))) & 0xFF);
+        out[n++] = hex[byte >> 4];
+        out[n++] = hex[byte & 15];
     }
     out[36] = 0;
+}
+
+/* Lease ids: random. */
+static void new_uuid(char out[37]) { format_uuid(next_random(), next_random(), out); }
+
+/* Task, node and event ids: rising with time, as agentd's UUIDGenerator.nextOrdered makes them
+ * (the millisecond, then a sequence within it), so inserts land at the end of each index. */
+static void new_ordered_uuid(char out[37]) {
+    static uint64_t ms = 1767225600000ULL, sequence = 0;
+    if (++sequence > 0xFFF) { ms++; sequence = 0; }
+    format_uuid((ms << 16) | sequence, next_random(), out);
 }
 
 static void text(sqlite3_stmt *s, int i, const char *v) {
@@ -107,10 +117,28 @@ __attribute__((noinline)) static void phase_lock_release(struct lock *locks, int
     run(commit_tx);
 }
 
+/* RegisterTask with one node: the task's row and the node's. */
+__attribute__((noinline)) static void phase_task_register(struct node *nodes, int n, sqlite3_stmt *insert_task) {
+    run(begin_tx);
+    for (int i = 0; i < n; i++) {
+        char task[37];
+        new_ordered_uuid(task);
+        text(insert_task, 1, task);
+        run(insert_task);
+        new_ordered_uuid(nodes[i].id);
+        sqlite3_stmt *s = insert_node;
+        text(s, 1, nodes[i].id); text(s, 2, task); text(s, 3, "[]"); text(s, 4, "{}"); integer(s, 5, 0, 0);
+        node_columns(s, 6, "PENDING", 0, 0, 0);
+        text(s, 15, 0);
+        run(s);
+    }
+    run(commit_tx);
+}
+
 __attribute__((noinline)) static void phase_node_add(struct node *nodes, int n, const char *task) {
     run(begin_tx);
     for (int i = 0; i < n; i++) {
-        new_uuid(nodes[i].id);
+        new_ordered_uuid(nodes[i].id);
         sqlite3_stmt *s = insert_node;
         text(s, 1, nodes[i].id); text(s, 2, task); text(s, 3, "[]"); text(s, 4, "{}"); integer(s, 5, 0, 0);
         node_columns(s, 6, "PENDING", 0, 0, 0);
@@ -142,7 +170,7 @@ __attribute__((noinline)) static void phase_node_complete(struct node *nodes, in
         text(update_node, 10, nodes[i].id);
         run(update_node);
         char id[37];
-        new_uuid(id);
+        new_ordered_uuid(id);
         sqlite3_stmt *s = insert_event;
         text(s, 1, id); text(s, 2, task); text(s, 3, nodes[i].id); text(s, 4, "NODE_COMPLETED");
         text(s, 5, "{}"); text(s, 6, "2026-01-01T00:00:00.000Z"); integer(s, 7, ++*seq, 1);
@@ -187,9 +215,10 @@ int main(int argc, char **argv) {
                           "fencing_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
     delete_lock = prepare("DELETE FROM resource_locks WHERE resource_key = ?1");
 
+    sqlite3_stmt *insert_task = prepare("INSERT INTO global_tasks (id, goal, context, created_at) "
+                                        "VALUES (?1, 'profile', '{}', '2026-01-01T00:00:00.000Z')");
     char task[37];
-    new_uuid(task);
-    sqlite3_stmt *insert_task = prepare("INSERT INTO global_tasks (id, goal, context, created_at) VALUES (?1, 'floor', '{}', '')");
+    new_ordered_uuid(task);
     text(insert_task, 1, task);
     run(insert_task);
 
@@ -198,6 +227,9 @@ int main(int argc, char **argv) {
     struct lock *locks = calloc((size_t)turns * per, sizeof *locks);
     struct node *nodes = calloc((size_t)turns * per, sizeof *nodes);
     int64_t token = 0, seq = 0;
+    struct node *registered = calloc(per, sizeof *registered);
+    for (int turn = 0; turn < turns; turn++) phase_task_register(registered, per, insert_task);
+    checkpoint();
     for (int turn = 0; turn < turns; turn++) phase_node_add(nodes + turn * per, per, task);
     checkpoint();
     for (int turn = 0; turn < turns; turn++) phase_node_acquire(nodes + turn * per, per);
