@@ -11,7 +11,7 @@ package struct ChangeSet {
     package var dirtyNodes: [NodeRef] = []
     package var newEvents: [(task: Int32, index: Int32)] = []
     /// Lock keys touched this turn, with whether a row for the key was on disk before the turn.
-    package var dirtyLocks: [String: Bool] = [:]
+    package var dirtyLocks: [LockKey: Bool] = [:]
     /// Tasks whose own row changed (cancelled).
     package var dirtyTasks: [Int32] = []
     /// Tasks removed with everything they own.

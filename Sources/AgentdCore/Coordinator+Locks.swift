@@ -1,7 +1,12 @@
 import AgentdBase
 /// What a client asks for in AcquireResourceLock.
 package struct LockRequest {
-    package var key: String
+    /// Hashed once here, as the request arrives; every table the lock enters reuses the hash.
+    package var lockKey: LockKey
+    package var key: String {
+        get { lockKey.text }
+        set { lockKey = LockKey(newValue) }
+    }
     package var owner: String = "anonymous"
     package var provider: String?
     package var ttlSecs: Int64?
@@ -14,7 +19,7 @@ package struct LockRequest {
     package init(key: String, owner: String = "anonymous", provider: String? = nil, ttlSecs: Int64? = nil,
                  taskId: UUID128? = nil, nodeId: UUID128? = nil, metadata: [UInt8] = JSONPayload.emptyObject,
                  boundConnection: UInt64 = 0) {
-        self.key = key
+        self.lockKey = LockKey(key)
         self.owner = owner
         self.provider = provider
         self.ttlSecs = ttlSecs
@@ -41,7 +46,7 @@ extension Coordinator {
     package func acquireLock(_ request: LockRequest, connection: UInt64 = 0, waitMs: Int64 = 0) throws -> LockAcquisition {
         expireDue()
         if let taskId = request.taskId { _ = try task(taskId) }
-        guard !locks.contains(key: request.key) else {
+        guard !locks.contains(key: request.lockKey) else {
             guard waitMs > 0 else { return .held }
             return .parked(waiter: park(.lock(request), connection: connection, waitMs: waitMs))
         }
@@ -58,7 +63,7 @@ extension Coordinator {
     package func grantLock(_ request: LockRequest) -> Int32 {
         let now = nowMs
         let expiresAt = leaseDeadline(afterSecs: max(request.ttlSecs ?? defaultLockTTLSecs, 1), from: now)
-        touchLock(request.key, held: false)
+        touchLock(request.lockKey, held: false)
         fencingCounter += 1
         if fencingCounter > fencingReserved {
             // Written in the same transaction as this grant, so no token outruns the disk.
@@ -66,7 +71,7 @@ extension Coordinator {
             changes.fencingReservationMoved = true
         }
         let slot = insertLock(ResourceLock(
-            key: request.key, leaseId: ids.next(), owner: request.owner, provider: request.provider,
+            lockKey: request.lockKey, leaseId: ids.next(), owner: request.owner, provider: request.provider,
             taskId: request.taskId, nodeId: request.nodeId, metadata: request.metadata,
             acquiredAtSecs: now / 1000, expiresAtMs: expiresAt, updatedAtSecs: now / 1000,
             deadline: .none, boundConnection: request.boundConnection, fencingToken: fencingCounter))
@@ -77,10 +82,11 @@ extension Coordinator {
     }
 
     /// HeartbeatResourceLock: the lock runs for another `ttl` from now.
-    package func heartbeatLock(key: String, lease leaseId: UUID128, ttlSecs: Int64?) throws {
+    package func heartbeatLock(key text: String, lease leaseId: UUID128, ttlSecs: Int64?) throws {
         expireDue()
+        let key = LockKey(text)
         guard let slot = locks.slot(forKey: key), let lock = locks[slot: slot], lock.leaseId == leaseId else {
-            throw CoordinatorError.lockNeedsActiveLease(key)
+            throw CoordinatorError.lockNeedsActiveLease(text)
         }
         let now = nowMs
         let expiresAt = leaseDeadline(afterSecs: max(ttlSecs ?? defaultLockTTLSecs, 1), from: now)
@@ -93,10 +99,11 @@ extension Coordinator {
     }
 
     /// ReleaseResourceLock: only the current lease may release; the next waiter gets the key.
-    package func releaseLock(key: String, lease leaseId: UUID128) throws {
+    package func releaseLock(key text: String, lease leaseId: UUID128) throws {
         expireDue()
+        let key = LockKey(text)
         guard let slot = locks.slot(forKey: key), let lock = locks[slot: slot], lock.leaseId == leaseId else {
-            throw CoordinatorError.lockNeedsLease(key)
+            throw CoordinatorError.lockNeedsLease(text)
         }
         touchLock(key, held: true)
         removeLock(slot: slot)

@@ -75,9 +75,11 @@ extension Coordinator {
     }
 
     /// A freed key goes to its oldest parked acquirer that is still waiting.
-    package func grantToNextLockWaiter(_ key: String) {
+    package func grantToNextLockWaiter(_ lockKey: LockKey) {
         // The common case, nobody waiting anywhere, costs no hashing of the key.
-        guard !lockWaiters.isEmpty, !locks.contains(key: key), var queue = lockWaiters[key] else { return }
+        guard !lockWaiters.isEmpty, !locks.contains(key: lockKey) else { return }
+        let key = lockKey.text
+        guard var queue = lockWaiters[key] else { return }
         while let id = queue.popFirst() {
             guard let waiter = waiters[id], case let .lock(request) = waiter.kind else { continue }
             // A request naming a task that is gone cannot be granted.

@@ -19,7 +19,7 @@ package final class Coordinator {
     /// What a connection holds that dies with it (release_on_disconnect).
     package enum Binding: Hashable {
         case lease(NodeRef)
-        case lock(String)
+        case lock(LockKey)
     }
 
     package let settings: Settings
@@ -37,6 +37,7 @@ package final class Coordinator {
     /// The held locks, in slots so that deadlines can name them by number.
     package var locks = LockTable()
     /// Parked AcquireResourceLock requests per key, and how many of them are still waiting.
+    /// Keyed by text: only a parked request or a freed key with waiters looks here.
     package var lockWaiters: [String: WaiterQueue] = [:]
     package var lockWaiterCounts: [String: Int] = [:]
     /// The last fencing token handed out.
@@ -123,7 +124,10 @@ package final class Coordinator {
 
     package func lock(slot: Int32) -> ResourceLock? { locks[slot: slot] }
 
-    package func lock(key: String) -> ResourceLock? { locks.lock(key: key) }
+    /// For callers holding only the text (tests, tools): hashes it.
+    package func lock(key: String) -> ResourceLock? { locks.lock(key: LockKey(key)) }
+
+    package func lock(key: LockKey) -> ResourceLock? { locks.lock(key: key) }
 
     /// Active locks sorted by key, only those starting with `prefix` when given.
     package func locksSortedByKey(prefix: String = "") -> [ResourceLock] {
@@ -253,7 +257,7 @@ package final class Coordinator {
     /// earlier change was committed), so the caller says which: `held` is false only for a grant.
     /// (No default: a wrong `held` leaves a released lock's row on disk, back after a restart.)
     /// One hash of the key: the default subscript inserts `held` only when the key is new.
-    package func touchLock(_ key: String, held: Bool) {
+    package func touchLock(_ key: LockKey, held: Bool) {
         assert(changes.dirtyLocks[key] != nil || held == locks.contains(key: key), "touchLock(\(key), held: \(held))")
         keepFirst(&changes.dirtyLocks[key, default: held])
     }
@@ -261,7 +265,7 @@ package final class Coordinator {
     package func insertLock(_ lock: ResourceLock) -> Int32 {
         let slot = locks.insert(lock)
         if lock.boundConnection != 0 {
-            bindingsByConnection[lock.boundConnection, default: [:]][.lock(lock.key)] = lock.leaseId
+            bindingsByConnection[lock.boundConnection, default: [:]][.lock(lock.lockKey)] = lock.leaseId
         }
         return slot
     }
@@ -276,9 +280,9 @@ package final class Coordinator {
         guard let lock = locks.remove(slot: slot) else { return }
         if !lock.deadline.isNone { deadlines.cancel(lock.deadline) }
         if lock.boundConnection != 0 {
-            bindingsByConnection[lock.boundConnection]?[.lock(lock.key)] = nil
+            bindingsByConnection[lock.boundConnection]?[.lock(lock.lockKey)] = nil
         }
-        grantToNextLockWaiter(lock.key)
+        grantToNextLockWaiter(lock.lockKey)
     }
 
     // MARK: - Expiry
@@ -299,7 +303,7 @@ package final class Coordinator {
                 serveWaiting()
             case let .lock(slot):
                 guard let lock = locks[slot: slot] else { continue }
-                touchLock(lock.key, held: true)
+                touchLock(lock.lockKey, held: true)
                 // The deadline already left the queue; do not cancel it twice.
                 locks.update(slot: slot) { $0.deadline = .none }
                 removeLock(slot: slot)

@@ -160,7 +160,9 @@ package final class TaskRecord {
 
 /// An exclusive lock on a resource key.
 package struct ResourceLock {
-    package var key: String
+    /// Kept with its hash, so that releasing and committing the lock do not hash the key again.
+    package let lockKey: LockKey
+    package var key: String { lockKey.text }
     package var leaseId: UUID128
     package var owner: String
     package var provider: String?
@@ -177,7 +179,16 @@ package struct ResourceLock {
     package init(key: String, leaseId: UUID128, owner: String, provider: String?, taskId: UUID128?, nodeId: UUID128?,
                  metadata: [UInt8], acquiredAtSecs: Int64, expiresAtMs: Int64, updatedAtSecs: Int64,
                  deadline: DeadlineHandle, boundConnection: UInt64 = 0, fencingToken: Int64 = 0) {
-        self.key = key
+        self.init(lockKey: LockKey(key), leaseId: leaseId, owner: owner, provider: provider, taskId: taskId,
+                  nodeId: nodeId, metadata: metadata, acquiredAtSecs: acquiredAtSecs, expiresAtMs: expiresAtMs,
+                  updatedAtSecs: updatedAtSecs, deadline: deadline, boundConnection: boundConnection,
+                  fencingToken: fencingToken)
+    }
+
+    package init(lockKey: LockKey, leaseId: UUID128, owner: String, provider: String?, taskId: UUID128?,
+                 nodeId: UUID128?, metadata: [UInt8], acquiredAtSecs: Int64, expiresAtMs: Int64,
+                 updatedAtSecs: Int64, deadline: DeadlineHandle, boundConnection: UInt64 = 0, fencingToken: Int64 = 0) {
+        self.lockKey = lockKey
         self.leaseId = leaseId
         self.owner = owner
         self.provider = provider

@@ -214,7 +214,7 @@ package final class Store {
                 try upsertLock(lock)
             } else if wasOnDisk {
                 let s = statements.deleteLock
-                s.bind(1, text: key)
+                s.bind(1, text: key.text)
                 try s.run()
             }
         }

@@ -255,7 +255,7 @@ package struct InvariantChecker {
         var tokens = Set<Int64>()
         var held = 0
         for (key, slot) in c.locks.keysAndSlots {
-            guard slot >= 0, Int(slot) < c.locks.slotCapacity, let lock = c.locks[slot: slot], lock.key == key else {
+            guard slot >= 0, Int(slot) < c.locks.slotCapacity, let lock = c.locks[slot: slot], lock.lockKey == key else {
                 throw InvariantViolation("lock key \(key) points at slot \(slot), which holds another")
             }
             guard !lock.deadline.isNone, c.deadlines.deadline(of: lock.deadline) == lock.expiresAtMs else {
@@ -276,8 +276,8 @@ package struct InvariantChecker {
         }
         let occupied = (0..<Int32(c.locks.slotCapacity)).reduce(0) { $0 + (c.locks[slot: $1] == nil ? 0 : 1) }
         guard occupied == held else { throw InvariantViolation("\(occupied) lock slots in use for \(held) keys (two holders?)") }
-        let sorted = c.locks.keysAndSlots.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        let listed = Array(c.locks.sortedKeys())
+        let sorted = c.locks.keysAndSlots.keys.map(\.text).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let listed = c.locks.sortedKeys().map(\.text)
         guard listed == sorted else {
             throw InvariantViolation("sorted lock keys \(listed) differ from the held keys \(sorted)")
         }
@@ -294,7 +294,7 @@ package struct InvariantChecker {
             }
             switch waiter.kind {
             case let .lock(request):
-                guard c.locks.contains(key: request.key) else {
+                guard c.locks.contains(key: request.lockKey) else {
                     throw InvariantViolation("waiter \(id) waits for free key \(request.key)")
                 }
                 lockWaiting[request.key, default: 0] += 1

@@ -237,7 +237,7 @@ final class CoordinatorDisconnectTests: XCTestCase {
         XCTAssertEqual(granted.owner, "b")
         XCTAssertEqual(granted.boundConnection, 8)
         XCTAssertEqual(c.counters.releasedResourceLocks, 1)
-        XCTAssertEqual(c.changes.dirtyLocks["k"], false, "taken and handed on in one turn")
+        XCTAssertEqual(c.changes.dirtyLocks[LockKey("k")], false, "taken and handed on in one turn")
         c.connectionClosed(8)
         XCTAssertNil(c.lock(key: "k"))
         XCTAssertEqual(c.deadlines.count, 0)

@@ -292,7 +292,7 @@ final class CoordinatorDeleteTaskTests: XCTestCase {
         XCTAssertNotNil(c.lock(key: "other-lock"))
         XCTAssertNotNil(c.lock(key: "free-lock"))
         XCTAssertTrue(c.locks.keys(namingTask: t).isEmpty)
-        XCTAssertEqual(c.changes.dirtyLocks["task-lock"], true)
+        XCTAssertEqual(c.changes.dirtyLocks[LockKey("task-lock")], true)
         XCTAssertEqual(c.locksSortedByKey().map(\.key), ["free-lock", "other-lock"])
         XCTAssertEqual(try c.listTasks(status: nil, limit: 10, after: nil).map(\.id), [keep])
         XCTAssertEqual(try c.listTasks(status: .cancelled, limit: 10, after: nil).count, 0)

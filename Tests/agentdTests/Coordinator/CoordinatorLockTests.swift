@@ -55,7 +55,7 @@ final class CoordinatorLockTests: XCTestCase {
         let (c, _) = makeCoordinator()
         let lock = c.lock(slot: try c.acquireLock(LockRequest(key: "k"))!)!
         try c.releaseLock(key: "k", lease: lock.leaseId)
-        XCTAssertEqual(c.changes.dirtyLocks["k"], false, "no row existed before the turn")
+        XCTAssertEqual(c.changes.dirtyLocks[LockKey("k")], false, "no row existed before the turn")
         XCTAssertNil(c.lock(key: "k"))
     }
 }

@@ -228,7 +228,7 @@ final class CoordinatorRandomWalkTests: XCTestCase {
             ("expired at", { _, clock, _ in clock.advance(ms: 400_000) }),
             ("went back", { c, _, _ in c.fencingCounter -= 1 }),
             ("lock waiter counts", { c, _, _ in c.lockWaiterCounts["k"] = 2 }),
-            ("bound to lock", { c, _, _ in c.bindingsByConnection[9] = [.lock("k"): uuid(5)] }),
+            ("bound to lock", { c, _, _ in c.bindingsByConnection[9] = [.lock(LockKey("k")): uuid(5)] }),
             ("deadlines queued", { c, _, _ in _ = c.deadlines.schedule(1, for: .lock(slot: 0)) }),
         ]
         for (expected, corrupt) in cases {
