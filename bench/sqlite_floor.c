@@ -117,6 +117,16 @@ __attribute__((noinline)) static void phase_lock_release(struct lock *locks, int
     run(commit_tx);
 }
 
+/* A new PENDING node of `task`, with no dependencies, as RegisterTask and AddNodes write it. */
+static void insert_pending_node(struct node *node, const char *task) {
+    new_ordered_uuid(node->id);
+    sqlite3_stmt *s = insert_node;
+    text(s, 1, node->id); text(s, 2, task); text(s, 3, "[]"); text(s, 4, "{}"); integer(s, 5, 0, 0);
+    node_columns(s, 6, "PENDING", 0, 0, 0);
+    text(s, 15, 0);
+    run(s);
+}
+
 /* RegisterTask with one node: the task's row and the node's. */
 __attribute__((noinline)) static void phase_task_register(struct node *nodes, int n, sqlite3_stmt *insert_task) {
     run(begin_tx);
@@ -125,26 +135,14 @@ __attribute__((noinline)) static void phase_task_register(struct node *nodes, in
         new_ordered_uuid(task);
         text(insert_task, 1, task);
         run(insert_task);
-        new_ordered_uuid(nodes[i].id);
-        sqlite3_stmt *s = insert_node;
-        text(s, 1, nodes[i].id); text(s, 2, task); text(s, 3, "[]"); text(s, 4, "{}"); integer(s, 5, 0, 0);
-        node_columns(s, 6, "PENDING", 0, 0, 0);
-        text(s, 15, 0);
-        run(s);
+        insert_pending_node(&nodes[i], task);
     }
     run(commit_tx);
 }
 
 __attribute__((noinline)) static void phase_node_add(struct node *nodes, int n, const char *task) {
     run(begin_tx);
-    for (int i = 0; i < n; i++) {
-        new_ordered_uuid(nodes[i].id);
-        sqlite3_stmt *s = insert_node;
-        text(s, 1, nodes[i].id); text(s, 2, task); text(s, 3, "[]"); text(s, 4, "{}"); integer(s, 5, 0, 0);
-        node_columns(s, 6, "PENDING", 0, 0, 0);
-        text(s, 15, 0);
-        run(s);
-    }
+    for (int i = 0; i < n; i++) insert_pending_node(&nodes[i], task);
     run(commit_tx);
 }
 
