@@ -2,11 +2,8 @@ import AgentdBase
 /// What a client asks for in AcquireResourceLock.
 package struct LockRequest {
     /// Hashed once here, as the request arrives; every table the lock enters reuses the hash.
-    package var lockKey: LockKey
-    package var key: String {
-        get { lockKey.text }
-        set { lockKey = LockKey(newValue) }
-    }
+    package let lockKey: LockKey
+    package var key: String { lockKey.text }
     package var owner: String = "anonymous"
     package var provider: String?
     package var ttlSecs: Int64?

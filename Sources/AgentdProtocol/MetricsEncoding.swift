@@ -45,16 +45,8 @@ extension ResultEncoding {
         // Expiry is exact (a deadline, not a sweep), so nothing expired is ever still held.
         out.appendASCII(",\"expired_resource_locks\":0,\"running_leases\":")
         out.appendJSONInt(Int64(totals.nodeCounts[Int(NodeStatus.running.rawValue)]))
-        out.appendASCII(",\"expired_running_leases\":0,\"node_status_counts\":{")
-        var first = true
-        for status in [NodeStatus.completed, .failed, .pending, .running] where totals.nodeCounts[Int(status.rawValue)] > 0 {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: status.name.utf8)
-            out.appendASCII("\":")
-            out.appendJSONInt(Int64(totals.nodeCounts[Int(status.rawValue)]))
-        }
-        out.appendASCII("}}}")
+        out.appendASCII(",\"expired_running_leases\":0,\"node_status_counts\":")
+        ResultEncoding.statusCounts({ totals.nodeCounts[Int($0.rawValue)] }, to: &out)
+        out.appendASCII("}}")
     }
 }

@@ -119,15 +119,21 @@ package enum ResultEncoding {
     /// `{COMPLETED?, FAILED?, PENDING?, RUNNING?}`: the statuses present, sorted (the original's
     /// map), so the counts add up to the number of nodes.
     package static func counts(_ task: TaskRecord, to out: inout [UInt8]) {
+        statusCounts({ task.counts[Int($0.rawValue)] }, to: &out)
+    }
+
+    /// `{"COMPLETED":n,...}` with the statuses whose count is not 0, in name order (the
+    /// original's map): a task's counts, and Metrics' over all tasks.
+    package static func statusCounts(_ count: (NodeStatus) -> Int, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "{"))
         var first = true
         for status in [NodeStatus.completed, .failed, .pending, .running] {
-            let value = task.counts[Int(status.rawValue)]
+            let value = count(status)
             guard value > 0 else { continue }
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: status.name.utf8)
+            out.appendASCII(status.staticName)
             out.appendASCII("\":")
             out.appendJSONInt(Int64(value))
         }
