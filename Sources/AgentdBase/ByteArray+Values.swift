@@ -11,10 +11,6 @@ extension Array where Element == UInt8 {
         if let id { appendQuotedUUID(id) } else { appendASCII("null") }
     }
 
-    package mutating func appendOptionalString(_ s: String?) {
-        if let s { appendJSONString(s) } else { appendASCII("null") }
-    }
-
     package mutating func appendOptionalInt(_ v: Int64?) {
         if let v { appendJSONInt(v) } else { appendASCII("null") }
     }

@@ -65,7 +65,7 @@ final class JSONOutputTests: XCTestCase {
             expected.appendOptionalUUID(nil)
             expected.appendJSONInt(int)
             expected.appendOptionalInt(nil)
-            expected.appendOptionalString(nil)
+            expected.appendASCII("null")
             expected.appendISOString(unixMs: int >> 20)
             expected.appendASCII(",\"k\":")
             expected.append(contentsOf: [0x7B, 0x7D])
@@ -107,7 +107,7 @@ final class JSONOutputTests: XCTestCase {
                 expected.appendASCII(",\"owner\":")
                 expected.appendJSONString(lock.owner)
                 expected.appendASCII(",\"provider\":")
-                expected.appendOptionalString(lock.provider)
+                if let provider = lock.provider { expected.appendJSONString(provider) } else { expected.appendASCII("null") }
                 expected.appendASCII(",\"task_id\":")
                 expected.appendOptionalUUID(lock.taskId)
                 expected.appendASCII(",\"node_id\":")
